@@ -1,0 +1,48 @@
+"""LogitCache: teacher logits for one split, row i = example i, with a fingerprint manifest.
+
+The manifest records what the logits depend on (teacher weights, the exact examples, tokenisation). A cache whose
+fingerprint differs, or whose array does not match the manifest, is stale and gets recomputed, never used.
+The .npy is written first and the manifest last (both atomically), so a crash never leaves a valid-looking cache.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .fileio import write_json, write_npy
+
+
+class LogitCache:
+    def __init__(self, directory: str | Path, split: str):
+        self.array_path = Path(directory) / f"{split}.npy"
+        self.manifest_path = Path(directory) / f"{split}.json"
+
+    def load(self, fingerprint: dict) -> np.ndarray | None:
+        """The cached logits if present and matching `fingerprint`, else None (with the reason in `self.status`)."""
+        if not self.manifest_path.is_file() or not self.array_path.is_file():
+            self.status = "no cache yet"
+            return None
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            logits = np.load(self.array_path, mmap_mode=None, allow_pickle=False)
+        except (OSError, ValueError, json.JSONDecodeError) as e:
+            self.status = f"unreadable cache ({e.__class__.__name__})"
+            return None
+        changed = [k for k in sorted(set(fingerprint) | set(manifest.get("fingerprint", {})))
+                   if manifest.get("fingerprint", {}).get(k) != fingerprint.get(k)]
+        if changed:
+            self.status = f"stale: {', '.join(changed)} changed"
+            return None
+        if list(logits.shape) != manifest.get("shape"):
+            self.status = "corrupt: array shape does not match the manifest"
+            return None
+        self.status = "hit"
+        return logits
+
+    def save(self, logits: np.ndarray, fingerprint: dict, extra: dict | None = None) -> None:
+        if self.manifest_path.exists():
+            self.manifest_path.unlink()  # invalidate first: a crash between the two writes leaves no manifest
+        write_npy(self.array_path, logits.astype(np.float32))
+        write_json(self.manifest_path, {"fingerprint": fingerprint, "shape": list(logits.shape), **(extra or {})})

@@ -1,0 +1,127 @@
+"""Command line: `kdnlp <command> --config X [--set section.key=value ...]`. `python distill.py` = `kdnlp distill`.
+
+User errors print one line `kdnlp: error: ...` and exit 2 (the traceback only with --debug).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+DEFAULT_CONFIG = "configs/tnews.yaml"
+COMMANDS = {
+    "distill": "teacher fine-tuning -> logit cache -> student -> reports -> comparison table",
+    "train-teacher": "fine-tune the teacher, select on dev, report on test",
+    "cache-logits": "run the trained teacher over train once and cache its logits",
+    "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
+    "evaluate": "test-set report for --model teacher|student",
+    "predict": "predict labels for TEXT... or --input FILE (one text per line)",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
+    common.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any config value, e.g. --set student.num_layers=3 (repeatable)")
+    common.add_argument("--alpha", type=float, help="distill.alpha: weight of the gold-label cross-entropy")
+    common.add_argument("--T", type=float, help="distill.T: weight of the teacher term (not the temperature)")
+    common.add_argument("--temperature", type=float, help="distill.temperature (for distill.loss=kl)")
+    common.add_argument("--epochs", type=int, help="epochs of the model(s) this command trains")
+    common.add_argument("--device", help="train.device: auto|cpu|cuda|cuda:N")
+    common.add_argument("--output-dir", help="output_dir (default saved_dict/<config stem>)")
+    common.add_argument("--seed", type=int, help="train.seed")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = argparse.ArgumentParser(prog="kdnlp", description="Knowledge distillation for NLP: BERT teacher -> small student.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        if name in ("evaluate", "predict"):
+            p.add_argument("--model", choices=["teacher", "student"], default="student")
+        if name == "predict":
+            p.add_argument("texts", nargs="*", metavar="TEXT")
+            p.add_argument("--input", help="file with one text per line")
+            p.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def _overrides(args) -> list[str]:
+    sets = list(args.set)
+    for flag, key in (("alpha", "distill.alpha"), ("T", "distill.T"), ("temperature", "distill.temperature"),
+                      ("device", "train.device"), ("seed", "train.seed"), ("output_dir", "output_dir")):
+        value = getattr(args, flag)
+        if value is not None:
+            sets.append(f"{key}={value}")
+    if args.epochs is not None:
+        sections = {"train-teacher": ["teacher"], "train-student": ["student"], "distill": ["teacher", "student"]}
+        sets += [f"{s}.epochs={args.epochs}" for s in sections.get(args.command, [])]
+    return sets
+
+
+def _predict(trainer, args) -> None:
+    import numpy as np
+    from .data import EncodedSplit, Example
+    from .trainer import load_model_dir
+    texts = list(args.texts)
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise UserError(f"{path}: input file not found")
+        texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise UserError("predict: give texts as arguments or --input FILE (one text per line)")
+    model, tokenizer, labels = load_model_dir(trainer.out / args.model)
+    model.to(trainer.device)
+    data = EncodedSplit([Example(t, 0) for t in texts], tokenizer, trainer.cfg.data.max_length)
+    logits = trainer.predict_logits(model, data, 64)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    for text, p in zip(texts, probs):
+        k = int(p.argmax())
+        if args.json:
+            print(json.dumps({"text": text, "label": labels[k], "probability": round(float(p[k]), 4),
+                              "probabilities": {lab: round(float(x), 4) for lab, x in zip(labels, p)}}, ensure_ascii=False))
+        else:
+            print(f"{labels[k]}\t{p[k]:.4f}\t{text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        from .config import load_config
+        from .trainer import Trainer
+        cfg = load_config(args.config, _overrides(args))
+        trainer = Trainer(cfg)
+        if args.command == "distill":
+            trainer.run()
+        elif args.command == "train-teacher":
+            trainer.train_teacher()
+        elif args.command == "cache-logits":
+            trainer.cache_teacher_logits("train")
+        elif args.command == "train-student":
+            trainer.train_student()
+        elif args.command == "evaluate":
+            trainer.evaluate(args.model)
+        elif args.command == "predict":
+            _predict(trainer, args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"kdnlp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kdnlp: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

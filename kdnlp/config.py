@@ -1,0 +1,249 @@
+"""YAML config -> typed, validated dataclasses.
+
+One dataclass per config section, one section per module: `data` -> data.py, `teacher` -> teacher.py,
+`student` -> students/, `distill` -> losses.py, `train` -> trainer.py. Every value can be overridden
+from the command line with `--set section.key=value`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class DataConfig:
+    train: Optional[str] = None       # path, or builtin:<name>
+    dev: Optional[str] = None         # optional; without it a stratified dev_ratio is carved from train
+    test: Optional[str] = None
+    format: str = "auto"              # auto|json|jsonl|csv|tsv
+    text_field: str = "auto"          # auto tries text, sentence, content
+    label_field: str = "label"
+    labels: Optional[str] = None      # file, one class name per line; line order = label id
+    max_length: int = 128
+    dev_ratio: float = 0.1
+    max_train_examples: Optional[int] = None  # stratified subsample of train (benchmarks on a CPU)
+
+
+@dataclass
+class TeacherConfig:
+    pretrained: Optional[str] = "bert_pretrain"  # local dir, package:<module>/<subdir>, or hub id
+    config: Optional[dict] = None     # BertConfig fields, used with pretrained: null (random init)
+    vocab: Optional[str] = None       # vocab.txt for pretrained: null
+    epochs: int = 3
+    lr: float = 2e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+
+
+@dataclass
+class StudentConfig:
+    type: str = "bilstm"              # a key of kdnlp.students.STUDENTS
+    # bilstm
+    embedding_dim: int = 300
+    hidden_size: int = 300            # per direction
+    mlp_size: int = 192
+    dropout: float = 0.1
+    embeddings: str = "random"        # random|teacher|<path to word2vec text vectors>
+    # bert
+    num_layers: int = 6
+    layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
+    # both
+    epochs: int = 10
+    lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-5 for bert
+    batch_size: int = 64
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class DistillConfig:
+    alpha: float = 1.0                # weight of the gold-label cross-entropy
+    T: float = 1.0                    # weight of the teacher term (NOT the temperature)
+    loss: str = "mse"                 # mse (on logits, Tang et al.) | kl (Hinton, x temperature^2)
+    temperature: float = 1.0          # softmax temperature for loss: kl
+
+
+@dataclass
+class TrainConfig:
+    device: str = "auto"              # auto|cpu|cuda|cuda:N
+    seed: int = 42
+    patience: int = 3                 # evaluations without dev improvement before stopping
+    eval_every: Optional[int] = None  # steps; dev is evaluated every epoch regardless
+    max_grad_norm: float = 1.0
+    threads: Optional[int] = None     # torch CPU threads
+
+
+@dataclass
+class Config:
+    task: str = "classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: Optional[str] = None  # default saved_dict/<config file stem>
+    source: str = "<defaults>"        # the YAML file this came from (not a user key)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+_SECTION_CLASSES = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
+                    "distill": DistillConfig, "train": TrainConfig}
+_TOP_KEYS = ["task", "output_dir", *_SECTION_CLASSES]
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    m = difflib.get_close_matches(key, valid, n=1, cutoff=0.4)
+    return f" (did you mean '{m[0]}'?)" if m else f" (valid keys: {', '.join(valid)})"
+
+
+def _check_type(where: str, value: Any, hint: Any) -> Any:
+    """Coerce/validate one value against its dataclass type hint; raise UserError naming the key."""
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(where, value, a)
+            except UserError as e:
+                errors.append(str(e))
+        raise UserError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint in (list, dict) and isinstance(value, hint):
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise UserError(f"{where}: expected {name}, got {value!r}")
+
+
+def _build_section(cls, raw: Any, where: str):
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in valid:
+            raise UserError(f"{where}: unknown key '{key}'{_closest(str(key), valid)}")
+        kwargs[key] = _check_type(f"{where}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: the config must be a YAML mapping")
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise UserError(f"{source}: unknown key '{key}'{_closest(str(key), _TOP_KEYS)}")
+    cfg = Config(
+        task=_check_type(f"{source}: task", raw.get("task", "classification"), str),
+        output_dir=_check_type(f"{source}: output_dir", raw.get("output_dir"), Optional[str]),
+        source=source,
+        **{name: _build_section(cls, raw.get(name), f"{source}: {name}") for name, cls in _SECTION_CLASSES.items()},
+    )
+    if cfg.output_dir is None:
+        stem = Path(source).stem if source not in ("<dict>", "<defaults>") else "run"
+        cfg.output_dir = str(Path("saved_dict") / stem)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    s = cfg.source
+    def need(cond: bool, msg: str):
+        if not cond:
+            raise UserError(f"{s}: {msg}")
+    need(cfg.task in ("classification", "ner"), f"task: '{cfg.task}' is not supported (use classification)")
+    need(cfg.task != "ner", "task: ner is reserved for the NER issue and not implemented yet")
+    need(cfg.data.format in ("auto", "json", "jsonl", "csv", "tsv"), "data.format: use auto|json|jsonl|csv|tsv")
+    need(cfg.data.max_length >= 8, "data.max_length: must be >= 8")
+    need(0 < cfg.data.dev_ratio < 1, "data.dev_ratio: must be between 0 and 1")
+    need(cfg.data.max_train_examples is None or cfg.data.max_train_examples > 0, "data.max_train_examples: must be > 0")
+    from .students import STUDENTS  # local import: students import torch
+    need(cfg.student.type in STUDENTS, f"student.type: '{cfg.student.type}' is unknown{_closest(cfg.student.type, list(STUDENTS))}")
+    need(cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
+    sel = cfg.student.layer_selection
+    need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),
+         "student.layer_selection: use first|alternate or a list of teacher layer indices, e.g. [0, 5, 11]")
+    need(cfg.distill.alpha >= 0, "distill.alpha: must be >= 0")
+    need(cfg.distill.T >= 0, "distill.T: must be >= 0 (it is the teacher-term weight; the temperature is distill.temperature)")
+    need(cfg.distill.alpha + cfg.distill.T > 0, "distill: alpha and T are both 0, so the student has no loss")
+    need(cfg.distill.loss in ("mse", "kl"), "distill.loss: use mse or kl")
+    need(cfg.distill.temperature > 0, "distill.temperature: must be > 0")
+    for sec in ("teacher", "student"):
+        c = getattr(cfg, sec)
+        need(c.epochs >= 1, f"{sec}.epochs: must be >= 1")
+        need(c.batch_size >= 1, f"{sec}.batch_size: must be >= 1")
+        need(c.lr is None or c.lr > 0, f"{sec}.lr: must be > 0")
+        need(0 <= c.warmup_ratio < 1, f"{sec}.warmup_ratio: must be in [0, 1)")
+    need(cfg.train.patience >= 1, "train.patience: must be >= 1")
+    need(cfg.train.eval_every is None or cfg.train.eval_every >= 1, "train.eval_every: must be >= 1")
+    dev = cfg.train.device
+    need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), "train.device: use auto|cpu|cuda|cuda:N")
+    if cfg.teacher.pretrained is None:
+        need(cfg.teacher.config is not None and cfg.teacher.vocab is not None,
+             "teacher: with pretrained: null, set teacher.config (BertConfig fields) and teacher.vocab (vocab.txt or 'build')")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: config file not found (pass --config path/to/config.yaml; examples are in configs/)")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{p}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{p}: the config must be a YAML mapping of sections")
+    for ov in overrides or []:
+        apply_override(raw, ov)
+    return config_from_dict(raw, source=str(p))
+
+
+def apply_override(raw: dict, ov: str) -> None:
+    """Apply `section.key=value` (value parsed as YAML) to the raw config dict."""
+    if "=" not in ov:
+        raise UserError(f"--set {ov}: expected section.key=value, e.g. --set student.epochs=3")
+    key, value = ov.split("=", 1)
+    parts = key.strip().split(".")
+    try:
+        parsed = yaml.safe_load(value) if value != "" else None
+    except yaml.YAMLError:
+        parsed = value
+    node = raw
+    for part in parts[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise UserError(f"--set {ov}: '{part}' is not a section")
+    node[parts[-1]] = parsed

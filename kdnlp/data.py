@@ -1,0 +1,288 @@
+"""Datasets: readers for JSON / JSON lines / CSV / TSV / builtin:, labels, the dev split, tokenisation and batching.
+
+Every example keeps its position in its split (`index`), so teacher logits are looked up by example, never by
+batch position: shuffling and length-sorting are safe.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .errors import UserError
+
+TEXT_FIELDS = ("text", "sentence", "content")
+
+
+@dataclass
+class Example:
+    text: str
+    label: int
+
+
+@dataclass
+class Splits:
+    train: list[Example]
+    dev: list[Example]
+    test: list[Example]
+    labels: list[str]
+    dev_source: str  # "file" or "carved from train (dev_ratio=...)"
+
+    def fingerprint(self, split: str) -> str:
+        """Hash of the exact examples of a split (texts + labels in order): identifies a logit cache's rows."""
+        h = hashlib.sha256()
+        for ex in getattr(self, split):
+            h.update(ex.text.encode("utf-8"))
+            h.update(f"\t{ex.label}\n".encode())
+        return h.hexdigest()
+
+
+# ---------------------------------------------------------------- readers: yield (line number, text, raw label)
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise UserError(f"{path}: file not found (check data.train/dev/test in the config; see data/README.md)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 (invalid byte at offset {e.start}); re-save the file as UTF-8") from None
+    if not text.strip():
+        raise UserError(f"{path}: file is empty")
+    return text
+
+
+def detect_format(path: Path, fmt: str, text: str) -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".jsonl"):
+        return suffix[1:]
+    if suffix == ".json":
+        # The seed's files are one JSON array; CLUE's *.json files are JSON lines.
+        return "json" if text.lstrip().startswith("[") else "jsonl"
+    if text.lstrip().startswith(("[", "{")):
+        return "json" if text.lstrip().startswith("[") else "jsonl"
+    return "tsv"
+
+
+def _pick_text_field(path: Path, keys, text_field: str) -> str:
+    if text_field != "auto":
+        if text_field not in keys:
+            raise UserError(f"{path}: no field '{text_field}' (fields: {', '.join(map(str, keys))}); set data.text_field")
+        return text_field
+    for name in TEXT_FIELDS:
+        if name in keys:
+            return name
+    raise UserError(f"{path}: no text field among {', '.join(map(str, keys))}; set data.text_field")
+
+
+def _records_json(path: Path, text: str, fmt: str):
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} line {e.lineno}: invalid JSON ({e.msg}); expected an array of objects") from None
+        if not isinstance(data, list):
+            raise UserError(f"{path}: expected a JSON array of objects like [{{\"text\": ..., \"label\": ...}}]")
+        # Line numbers are not kept by json.loads; report the record number instead.
+        for i, rec in enumerate(data, 1):
+            yield f"record {i}", rec
+    else:
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                yield f"line {lineno}", json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path} line {lineno}: invalid JSON ({e.msg})") from None
+
+
+def read_file(path: str | Path, cfg: DataConfig) -> list[tuple[str, str, object]]:
+    """Read one file into (location, text, raw label) rows, validating as we go."""
+    path = Path(path)
+    text = _read_text(path)
+    fmt = detect_format(path, cfg.format, text)
+    rows = []
+    if fmt in ("json", "jsonl"):
+        field = None
+        for where, rec in _records_json(path, text, fmt):
+            if not isinstance(rec, dict):
+                raise UserError(f"{path} {where}: expected an object with text and label fields")
+            field = field or _pick_text_field(path, list(rec), cfg.text_field)
+            if field not in rec:
+                raise UserError(f"{path} {where}: missing field '{field}'")
+            if cfg.label_field not in rec:
+                raise UserError(f"{path} {where}: missing label field '{cfg.label_field}' (set data.label_field)")
+            rows.append((f"{path} {where}", rec[field], rec[cfg.label_field]))
+    else:
+        delim = "\t" if fmt == "tsv" else ","
+        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+        reader = csv.reader(text.splitlines(), delimiter=delim, quoting=quoting)
+        header = next(reader)
+        field = _pick_text_field(path, header, cfg.text_field)
+        if cfg.label_field not in header:
+            raise UserError(f"{path} line 1: no '{cfg.label_field}' column (columns: {', '.join(header)}); set data.label_field")
+        ti, li = header.index(field), header.index(cfg.label_field)
+        for lineno, rec in enumerate(reader, 2):
+            if not rec:
+                continue
+            if len(rec) <= max(ti, li):
+                raise UserError(f"{path} line {lineno}: expected {len(header)} {fmt.upper()} columns, got {len(rec)}")
+            rows.append((f"{path} line {lineno}", rec[ti], rec[li]))
+    for where, t, _ in rows:
+        if not isinstance(t, str) or not t.strip():
+            raise UserError(f"{where}: empty text; remove the row or fill it in")
+    if not rows:
+        raise UserError(f"{path}: no examples")
+    return rows
+
+
+def read_rows(spec: str, cfg: DataConfig, split: str):
+    """A path or builtin:<name> -> rows. Builtin datasets carry their own splits."""
+    if spec.startswith("builtin:"):
+        from .builtin import load_builtin
+        return load_builtin(spec[len("builtin:"):], split)
+    return read_file(spec, cfg)
+
+
+# ---------------------------------------------------------------- labels
+
+def read_labels_file(path: str | Path) -> list[str]:
+    text = _read_text(Path(path))
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    seen = set()
+    for i, lab in enumerate(labels, 1):
+        if lab in seen:
+            raise UserError(f"{path} line {i}: duplicate label '{lab}'; each class name must appear once")
+        seen.add(lab)
+    return labels
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def infer_labels(rows) -> list[str]:
+    raw = {r[2] for r in rows}
+    if all(_is_int(x) for x in raw):
+        return [str(x) for x in sorted(raw)]
+    return sorted(str(x) for x in raw)
+
+
+def to_examples(rows, labels: list[str], labels_from: str) -> list[Example]:
+    index = {lab: i for i, lab in enumerate(labels)}
+    out = []
+    for where, text, raw in rows:
+        if _is_int(raw) and labels_from == "file":
+            if not 0 <= raw < len(labels):
+                raise UserError(f"{where}: label id {raw} is out of range for the {len(labels)} classes in data.labels")
+            out.append(Example(text.strip(), raw))
+            continue
+        key = str(raw)
+        if key not in index:
+            raise UserError(f"{where}: unknown label '{key}' (known: {', '.join(labels[:20])}); "
+                            "fix the row or list every class in data.labels")
+        out.append(Example(text.strip(), index[key]))
+    return out
+
+
+def _stratified_split(examples: list[Example], n_keep: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """Deterministic stratified split: (kept n_keep examples, rest). Falls back to random for singleton classes."""
+    from sklearn.model_selection import train_test_split
+    idx = np.arange(len(examples))
+    y = np.array([e.label for e in examples])
+    counts = np.bincount(y)
+    strat = y if counts[counts > 0].min() >= 2 else None
+    keep, rest = train_test_split(idx, train_size=n_keep, random_state=seed, stratify=strat)
+    return [examples[i] for i in sorted(keep)], [examples[i] for i in sorted(rest)]
+
+
+def load_splits(cfg: DataConfig, seed: int, labels: list[str] | None = None) -> Splits:
+    """Read train/dev/test; labels come from `labels` (a trained model's), data.labels, or train."""
+    if cfg.train is None or cfg.test is None:
+        raise UserError("data.train and data.test must be set in the config")
+    train_rows = read_rows(cfg.train, cfg, "train")
+    labels_from = "model"
+    if labels is None and cfg.labels:
+        labels, labels_from = read_labels_file(cfg.labels), "file"
+    elif labels is None:
+        labels, labels_from = infer_labels(train_rows), "inferred"
+    if labels_from == "model" and cfg.labels:
+        labels_from = "file"
+    train = to_examples(train_rows, labels, labels_from)
+    test = to_examples(read_rows(cfg.test, cfg, "test"), labels, labels_from)
+    if cfg.dev:
+        dev = to_examples(read_rows(cfg.dev, cfg, "dev"), labels, labels_from)
+        source = f"file {cfg.dev}"
+    else:
+        n_dev = max(1, round(len(train) * cfg.dev_ratio))
+        dev, train = _stratified_split(train, n_dev, seed)
+        source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed})"
+    if cfg.max_train_examples and cfg.max_train_examples < len(train):
+        train, _ = _stratified_split(train, cfg.max_train_examples, seed)
+    return Splits(train, dev, test, labels, source)
+
+
+# ---------------------------------------------------------------- tokenisation and batching
+
+def encode(tokenizer, texts: list[str], max_length: int, chunk: int = 8192) -> list[list[int]]:
+    ids: list[list[int]] = []
+    for i in range(0, len(texts), chunk):
+        ids.extend(tokenizer(texts[i:i + chunk], truncation=True, max_length=max_length)["input_ids"])
+    return ids
+
+
+class EncodedSplit:
+    """Token ids of one split under one tokenizer; row i is example i."""
+
+    def __init__(self, examples: list[Example], tokenizer, max_length: int):
+        self.ids = encode(tokenizer, [e.text for e in examples], max_length)
+        self.labels = np.array([e.label for e in examples], dtype=np.int64)
+        self.lengths = np.array([len(x) for x in self.ids])
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        """Dynamic padding: pad to the longest example of this batch only."""
+        width = int(self.lengths[index].max())
+        input_ids = torch.full((len(index), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(index), width), dtype=torch.long)
+        for row, i in enumerate(index):
+            seq = self.ids[i]
+            input_ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask,
+                "labels": torch.from_numpy(self.labels[index]), "index": torch.from_numpy(np.asarray(index))}
+
+    def train_batches(self, batch_size: int, rng: random.Random, bucket: int = 50) -> Iterator[dict]:
+        """Shuffled batches of similar length: shuffle, sort within buckets of `bucket` batches, shuffle batches."""
+        order = list(range(len(self)))
+        rng.shuffle(order)
+        batches = []
+        span = batch_size * bucket
+        for s in range(0, len(order), span):
+            chunk = sorted(order[s:s + span], key=lambda i: self.lengths[i])
+            batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        for b in batches:
+            yield self.collate(np.array(b))
+
+    def eval_batches(self, batch_size: int, sort: bool = True) -> Iterator[dict]:
+        """Inference batches sorted by length (longest first); callers restore order with batch['index']."""
+        order = np.argsort(-self.lengths, kind="stable") if sort else np.arange(len(self))
+        for s in range(0, len(order), batch_size):
+            yield self.collate(order[s:s + batch_size])
+
+    def n_batches(self, batch_size: int) -> int:
+        return (len(self) + batch_size - 1) // batch_size

@@ -1,0 +1,25 @@
+"""Student registry: a new student = one file exposing `build(cfg, ctx) -> (model, tokenizer)` + one line here.
+
+Every student (and the teacher) is a transformers PreTrainedModel whose forward returns an object with
+`.logits`: that is the whole interface the Trainer relies on, so no adaptor functions are needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import bilstm, truncated_bert
+
+
+@dataclass
+class StudentContext:
+    labels: list[str]
+    train_texts: list[str]
+    teacher_tokenizer: Callable[[], object]   # the teacher's tokenizer (cheap: no weights)
+    fine_tuned_teacher: Callable[[], object]  # loads the fine-tuned teacher's weights (only when a student needs them)
+
+
+STUDENTS: dict[str, Callable] = {
+    "bilstm": bilstm.build,
+    "bert": truncated_bert.build,
+}

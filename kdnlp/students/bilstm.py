@@ -1,0 +1,177 @@
+"""BiLSTMStudent after Tang et al. (2019): embedding -> 1-layer BiLSTM -> masked max-pool over time -> MLP -> logits.
+
+Tokens are the teacher's (sub)words by default. With `student.embeddings: <word2vec file>` the student has its
+own word vocabulary built from train (jieba for Chinese, whitespace otherwise), saved as word_vocab.txt.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from ..errors import UserError
+
+
+class BiLSTMConfig(PretrainedConfig):
+    model_type = "kdnlp-bilstm"
+
+    def __init__(self, vocab_size=30522, embedding_dim=300, hidden_size=300, mlp_size=192, dropout=0.1,
+                 embedding_source_dim=None, **kwargs):
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.mlp_size = mlp_size
+        self.dropout = dropout
+        # width of copied embeddings (e.g. the teacher's 768) when it differs from embedding_dim
+        self.embedding_source_dim = embedding_source_dim
+        super().__init__(**kwargs)
+
+
+class BiLSTMForSequenceClassification(PreTrainedModel):
+    config_class = BiLSTMConfig
+    base_model_prefix = "bilstm"
+
+    def __init__(self, config: BiLSTMConfig):
+        super().__init__(config)
+        src = config.embedding_source_dim or config.embedding_dim
+        self.embed = nn.Embedding(config.vocab_size, src, padding_idx=config.pad_token_id or 0)
+        self.project = nn.Linear(src, config.embedding_dim) if src != config.embedding_dim else nn.Identity()
+        self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, num_layers=1, batch_first=True, bidirectional=True)
+        self.mlp = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.hidden_size, config.mlp_size),
+                                 nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.mlp_size, config.num_labels))
+        self.post_init()
+
+    def _init_weights(self, module):  # keep PyTorch's default initialisation
+        pass
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **_):
+        if attention_mask is None:
+            attention_mask = (input_ids != (self.config.pad_token_id or 0)).long()
+        lengths = attention_mask.sum(1).clamp(min=1)
+        x = self.project(self.embed(input_ids))
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
+        mask = attention_mask[:, :, None].bool()
+        pooled = out.masked_fill(~mask, torch.finfo(out.dtype).min).max(dim=1).values
+        return SequenceClassifierOutput(logits=self.mlp(pooled))
+
+
+AutoConfig.register(BiLSTMConfig.model_type, BiLSTMConfig)
+AutoModelForSequenceClassification.register(BiLSTMConfig, BiLSTMForSequenceClassification)
+
+
+# ---------------------------------------------------------------- word-level tokenizer for word2vec embeddings
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+class WordTokenizer:
+    """Words (jieba for Chinese, lower-cased whitespace split otherwise) -> ids; the HF call signature we use."""
+
+    VOCAB_FILE = "word_vocab.txt"
+    pad_token_id = 0
+    unk_token_id = 1
+
+    def __init__(self, words: list[str], chinese: bool):
+        self.words = words
+        self.chinese = chinese
+        self.index = {w: i for i, w in enumerate(words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def split(self, text: str) -> list[str]:
+        if self.chinese:
+            try:
+                import jieba
+            except ImportError:
+                raise UserError("student.embeddings: Chinese word vectors need jieba (pip install 'kdnlp[demo]')") from None
+            jieba.setLogLevel(60)
+            return [w for w in jieba.lcut(text) if w.strip()]
+        return text.lower().split()
+
+    @classmethod
+    def build(cls, texts: list[str], max_words: int = 200_000) -> "WordTokenizer":
+        chinese = any(_CJK.search(t) for t in texts[:200])
+        tok = cls(["[PAD]", "[UNK]"], chinese)
+        counts: dict[str, int] = {}
+        for t in texts:
+            for w in tok.split(t):
+                counts[w] = counts.get(w, 0) + 1
+        words = sorted(counts, key=lambda w: (-counts[w], w))[:max_words]
+        return cls(["[PAD]", "[UNK]", *words], chinese)
+
+    def __call__(self, texts, truncation=True, max_length=None):
+        ids = [[self.index.get(w, self.unk_token_id) for w in self.split(t)] or [self.unk_token_id] for t in texts]
+        if truncation and max_length:
+            ids = [x[:max_length] for x in ids]
+        return {"input_ids": ids}
+
+    def save_pretrained(self, directory) -> None:
+        header = "#chinese\n" if self.chinese else "#whitespace\n"
+        (Path(directory) / self.VOCAB_FILE).write_text(header + "\n".join(self.words) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, directory) -> "WordTokenizer":
+        lines = (Path(directory) / cls.VOCAB_FILE).read_text(encoding="utf-8").split("\n")
+        return cls([w for w in lines[1:] if w], lines[0] == "#chinese")
+
+
+def read_word2vec(path: str, vocab: dict[str, int], dim_hint: int | None = None) -> tuple[np.ndarray, int]:
+    """word2vec text format (optional 'count dim' header) -> (matrix for `vocab`, words found)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"student.embeddings: {path} not found (use random, teacher, or a word2vec text file)")
+    matrix = None
+    found = 0
+    with open(p, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.rstrip().split(" ")
+            if lineno == 1 and len(parts) == 2 and all(x.isdigit() for x in parts):
+                continue
+            if matrix is None:
+                dim = len(parts) - 1
+                matrix = np.random.default_rng(0).normal(0, 0.1, (len(vocab), dim)).astype(np.float32)
+                matrix[0] = 0
+            if len(parts) - 1 != matrix.shape[1]:
+                raise UserError(f"{path} line {lineno}: expected {matrix.shape[1]} numbers after the word, got {len(parts) - 1}")
+            i = vocab.get(parts[0])
+            if i is not None:
+                matrix[i] = np.asarray(parts[1:], dtype=np.float32)
+                found += 1
+    if matrix is None:
+        raise UserError(f"{path}: no vectors found")
+    return matrix, found
+
+
+def build(cfg, ctx):
+    s = cfg.student
+    source_dim = None
+    weights = None
+    if s.embeddings in ("random", "teacher"):
+        tokenizer = ctx.teacher_tokenizer()
+        if s.embeddings == "teacher":
+            weights = ctx.fine_tuned_teacher().get_input_embeddings().weight.detach().clone()
+            source_dim = weights.shape[1] if weights.shape[1] != s.embedding_dim else None
+    else:
+        tokenizer = WordTokenizer.build(ctx.train_texts)
+        matrix, found = read_word2vec(s.embeddings, tokenizer.index)
+        print(f"word vectors: {found}/{len(tokenizer)} vocabulary words found in {s.embeddings}")
+        weights = torch.from_numpy(matrix)
+        source_dim = weights.shape[1] if weights.shape[1] != s.embedding_dim else None
+    vocab_size = weights.shape[0] if s.embeddings == "teacher" else len(tokenizer)
+    config = BiLSTMConfig(vocab_size=vocab_size, embedding_dim=s.embedding_dim, hidden_size=s.hidden_size,
+                          mlp_size=s.mlp_size, dropout=s.dropout, embedding_source_dim=source_dim,
+                          pad_token_id=tokenizer.pad_token_id or 0, num_labels=len(ctx.labels),
+                          id2label=dict(enumerate(ctx.labels)), label2id={l: i for i, l in enumerate(ctx.labels)})
+    model = BiLSTMForSequenceClassification(config)
+    if weights is not None:
+        with torch.no_grad():
+            model.embed.weight.copy_(weights[:config.vocab_size])
+    return model, tokenizer

@@ -1,0 +1,330 @@
+"""Trainer: the one training loop, used for the teacher and for every student.
+
+    train_teacher()         fine-tune the teacher, select on dev, save <out>/teacher, report on test
+    cache_teacher_logits()  run the saved teacher once over train -> <out>/logits/train.npy (+ manifest)
+    train_student()         alpha * CE + T * D(student, cached teacher logits) -> <out>/student, report on test
+    evaluate(name)          test report for <out>/<name>
+    run()                   all of the above, then the teacher-vs-student table
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .cache import LogitCache
+from .config import Config
+from .data import EncodedSplit, Splits, load_splits
+from .errors import UserError
+from .fileio import atomic_dir, dir_size, sha256_file, write_json, write_text
+from .losses import DistillLoss, cross_entropy_loss
+from .report import classification_metrics, comparison_table, format_report
+from .students import STUDENTS, StudentContext
+from .teacher import build_random_teacher, load_pretrained_teacher, load_tokenizer, resolve_pretrained
+from .vocab import build_vocab_file
+
+LABELS_FILE = "labels.txt"
+WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device: {spec} requested but CUDA is not available (use --device cpu or auto)")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_model_dir(path: Path):
+    """(model, tokenizer, labels) from a directory written by this Trainer; plain transformers loading."""
+    from transformers import AutoModelForSequenceClassification
+    from .students.bilstm import WordTokenizer
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
+    model = AutoModelForSequenceClassification.from_pretrained(str(path))
+    if (path / WordTokenizer.VOCAB_FILE).is_file():
+        tokenizer = WordTokenizer.from_pretrained(path)
+    else:
+        tokenizer = load_tokenizer(path)
+    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+    return model, tokenizer, labels
+
+
+class Trainer:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.out = cfg.out
+        self.device = pick_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self._splits: Splits | None = None
+        # bf16 autocast on GPUs that support it; fp32 elsewhere (fp16 would need loss scaling)
+        self.amp = (torch.autocast("cuda", dtype=torch.bfloat16)
+                    if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else None)
+
+    # ------------------------------------------------------------ data
+
+    @property
+    def splits(self) -> Splits:
+        if self._splits is None:
+            self._splits = load_splits(self.cfg.data, self.cfg.train.seed)
+            s = self._splits
+            print(f"data: {len(s.train)} train / {len(s.dev)} dev ({s.dev_source}) / {len(s.test)} test, "
+                  f"{len(s.labels)} classes")
+        return self._splits
+
+    def _check_labels(self, labels: list[str], where: Path) -> None:
+        if labels != self.splits.labels:
+            raise UserError(f"{where}: model was trained with labels {labels[:10]} but the data has "
+                            f"{self.splits.labels[:10]}; set data.labels to the model's {where / LABELS_FILE}")
+
+    # ------------------------------------------------------------ the training loop
+
+    def _autocast(self):
+        return self.amp if self.amp is not None else nullcontext()
+
+    @torch.no_grad()
+    def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
+                       device: torch.device | None = None, sort: bool = True) -> np.ndarray:
+        """Logits for every row of `data`, in row order (batches are length-sorted, then restored)."""
+        device = device or self.device
+        model.eval()
+        out = None
+        for batch in tqdm(data.eval_batches(batch_size, sort=sort), total=data.n_batches(batch_size),
+                          desc=desc, leave=False, disable=None):
+            with (self._autocast() if device.type == "cuda" else nullcontext()):
+                logits = model(input_ids=batch["input_ids"].to(device),
+                               attention_mask=batch["attention_mask"].to(device)).logits
+            logits = logits.float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
+            out[batch["index"].numpy()] = logits
+        return out
+
+    def _save(self, model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
+        with atomic_dir(path) as tmp:
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
+            (tmp / "train_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+    def fit(self, model, tokenizer, loss_fn, hp, save_dir: Path, name: str,
+            teacher_logits: np.ndarray | None = None) -> dict:
+        """Train `model` with `loss_fn`, evaluate dev each epoch (and every eval_every steps), keep the best."""
+        cfg, splits = self.cfg, self.splits
+        seed_everything(cfg.train.seed)
+        train = EncodedSplit(splits.train, tokenizer, cfg.data.max_length)
+        dev = EncodedSplit(splits.dev, tokenizer, cfg.data.max_length)
+        model.to(self.device)
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+        params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
+                  {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(params, lr=hp.lr)
+        total_steps = hp.epochs * train.n_batches(hp.batch_size)
+        warmup = int(hp.warmup_ratio * total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+        rng = random.Random(cfg.train.seed)
+        state = {"best_dev_accuracy": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
+
+        def evaluate_dev(epoch: int) -> bool:
+            """Evaluate on dev, save if best; return True when early stopping triggers."""
+            pred = self.predict_logits(model, dev, hp.batch_size * 2, desc="dev").argmax(1)
+            acc = float((pred == dev.labels).mean())
+            improved = acc > state["best_dev_accuracy"]
+            state["history"].append({"epoch": epoch, "step": state["step"], "dev_accuracy": acc})
+            if improved:
+                state.update(best_dev_accuracy=acc, best_step=state["step"], bad_evals=0)
+                self._save(model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
+            else:
+                state["bad_evals"] += 1
+            note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev_accuracy"]
+            print(f"{name} epoch {epoch} step {state['step']}: dev accuracy {acc:.4f}{note}")
+            model.train()
+            return state["bad_evals"] >= cfg.train.patience
+
+        stop = False
+        for epoch in range(1, hp.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            seen, loss_sum = 0, 0.0
+            bar = tqdm(train.train_batches(hp.batch_size, rng), total=train.n_batches(hp.batch_size),
+                       desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None)
+            for batch in bar:
+                tl = None
+                if teacher_logits is not None:  # rows by example index: shuffling-safe
+                    tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)
+                labels = batch["labels"].to(self.device)
+                with self._autocast():
+                    logits = model(input_ids=batch["input_ids"].to(self.device),
+                                   attention_mask=batch["attention_mask"].to(self.device)).logits
+                loss, parts = loss_fn(logits, labels, tl)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
+                seen += len(labels)
+                loss_sum += loss.item() * len(labels)
+                bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev_accuracy'], 0):.4f}")
+                if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
+                    if evaluate_dev(epoch):
+                        stop = True
+                        break
+            epoch_seconds = time.perf_counter() - t0
+            state["history"].append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
+                                     "epoch_seconds": round(epoch_seconds, 2)})
+            print(f"{name} epoch {epoch}: train loss {loss_sum / max(seen, 1):.4f}, {epoch_seconds:.1f}s "
+                  f"({seen / epoch_seconds:.0f} examples/s)")
+            if stop or evaluate_dev(epoch):
+                break
+        write_json(save_dir / "train_log.json", state)
+        return state
+
+    # ------------------------------------------------------------ teacher
+
+    def teacher_tokenizer(self):
+        """The teacher's tokenizer: the fine-tuned teacher's, else teacher.pretrained's, else teacher.vocab."""
+        tdir = self.out / "teacher"
+        if (tdir / "config.json").is_file():
+            return load_tokenizer(tdir)
+        t = self.cfg.teacher
+        if t.pretrained is not None:
+            path = Path(resolve_pretrained(t.pretrained))
+            if not path.is_dir():
+                raise UserError(f"{t.pretrained}: teacher directory not found; its tokenizer is needed for the student")
+            return load_tokenizer(path)
+        from transformers import BertTokenizer
+        return BertTokenizer(str(self._vocab_file()))
+
+    def _vocab_file(self) -> Path:
+        v = self.cfg.teacher.vocab
+        if v == "build":  # character-level vocabulary made from the training texts
+            path = self.out / "vocab.txt"
+            if not path.is_file():
+                n = build_vocab_file([e.text for e in self.splits.train], path)
+                print(f"vocab: built {n} tokens from the training data -> {path}")
+            return path
+        return Path(v)
+
+    def fine_tuned_teacher(self):
+        model, _, labels = load_model_dir(self.out / "teacher")
+        self._check_labels(labels, self.out / "teacher")
+        return model
+
+    def train_teacher(self) -> dict:
+        cfg, labels = self.cfg, self.splits.labels
+        if cfg.teacher.pretrained is None:
+            model, tokenizer = build_random_teacher(cfg.teacher, labels, self._vocab_file())
+            print(f"teacher: random BERT ({model.config.num_hidden_layers} layers, hidden {model.config.hidden_size})")
+        else:
+            model, tokenizer = load_pretrained_teacher(cfg.teacher, labels)
+            print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters)")
+        self.fit(model, tokenizer, cross_entropy_loss, cfg.teacher, self.out / "teacher", "teacher")
+        return self.evaluate("teacher")
+
+    # ------------------------------------------------------------ logit cache
+
+    def _cache_fingerprint(self, tdir: Path, tokenizer, split: str) -> dict:
+        weights = next((tdir / w for w in WEIGHT_NAMES if (tdir / w).is_file()), None)
+        vocab = next((tdir / f for f in ("tokenizer.json", "vocab.txt") if (tdir / f).is_file()), None)
+        return {
+            "teacher_weights_sha256": sha256_file(weights) if weights else None,
+            "data_sha256": self.splits.fingerprint(split),
+            "tokenizer_sha256": sha256_file(vocab) if vocab else None,
+            "max_length": self.cfg.data.max_length,
+        }
+
+    def cache_teacher_logits(self, split: str = "train") -> np.ndarray:
+        tdir = self.out / "teacher"
+        model, tokenizer, labels = load_model_dir(tdir)
+        self._check_labels(labels, tdir)
+        fingerprint = self._cache_fingerprint(tdir, tokenizer, split)
+        cache = LogitCache(self.out / "logits", split)
+        logits = cache.load(fingerprint)
+        if logits is not None:
+            print(f"logit cache: reusing {cache.array_path} (fingerprint matches)")
+            return logits
+        print(f"logit cache: computing teacher logits for {split} ({cache.status})")
+        model.to(self.device)
+        data = EncodedSplit(getattr(self.splits, split), tokenizer, self.cfg.data.max_length)
+        t0 = time.perf_counter()
+        logits = self.predict_logits(model, data, self.cfg.teacher.batch_size * 2, desc=f"teacher logits ({split})")
+        seconds = time.perf_counter() - t0
+        cache.save(logits, fingerprint, {"seconds": round(seconds, 2), "examples_per_second": round(len(data) / seconds, 1)})
+        print(f"logit cache: {len(data)} rows in {seconds:.1f}s ({len(data) / seconds:.0f} examples/s) -> {cache.array_path}")
+        return logits
+
+    # ------------------------------------------------------------ student
+
+    def train_student(self) -> dict:
+        cfg = self.cfg
+        loss_fn = DistillLoss(cfg.distill)
+        teacher_logits = None
+        if loss_fn.needs_teacher:
+            teacher_logits = self.cache_teacher_logits("train")
+        else:
+            print("student alone: distill.T = 0, so no teacher logits are computed or used")
+        ctx = StudentContext(labels=self.splits.labels, train_texts=[e.text for e in self.splits.train],
+                             teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher)
+        model, tokenizer = STUDENTS[cfg.student.type](cfg, ctx)
+        hp = cfg.student
+        if hp.lr is None:
+            hp.lr = 5e-5 if cfg.student.type == "bert" else 1e-3
+        print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
+              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}")
+        self.fit(model, tokenizer, loss_fn, hp, self.out / "student", "student", teacher_logits)
+        return self.evaluate("student")
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self, name: str) -> dict:
+        mdir = self.out / name
+        model, tokenizer, labels = load_model_dir(mdir)
+        self._check_labels(labels, mdir)
+        model.to(self.device)
+        test = EncodedSplit(self.splits.test, tokenizer, self.cfg.data.max_length)
+        batch_size = 64
+        t0 = time.perf_counter()
+        pred = self.predict_logits(model, test, batch_size, desc=f"{name} test").argmax(1)
+        seconds = time.perf_counter() - t0
+        metrics = classification_metrics(test.labels, pred, labels)
+        print(f"\n{name} on test ({len(test)} examples):\n{format_report(test.labels, pred, labels)}\n")
+        speed = len(test) / seconds
+        cpu_speed = speed
+        if self.device.type != "cpu":  # the table compares CPU speed: measure it on a slice of test
+            sub = EncodedSplit(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
+            model.to("cpu")
+            t1 = time.perf_counter()
+            self.predict_logits(model, sub, batch_size, device=torch.device("cpu"))
+            cpu_speed = len(sub) / (time.perf_counter() - t1)
+        weights = [mdir / w for w in WEIGHT_NAMES if (mdir / w).is_file()]
+        report = {**metrics, "model": name, "n_examples": len(test), "n_params": model.num_parameters(),
+                  "size_bytes": sum(p.stat().st_size for p in weights) or dir_size(mdir),
+                  "device": str(self.device), "batch_size": batch_size, "eval_seconds": round(seconds, 3),
+                  "examples_per_second": round(speed, 1), "cpu_examples_per_second": round(cpu_speed, 1),
+                  "torch_threads": torch.get_num_threads(), "data": {"test": self.cfg.data.test}}
+        write_json(mdir / "report.json", report)
+        return report
+
+    def run(self) -> str:
+        teacher = self.train_teacher()
+        student = self.train_student()
+        table = comparison_table(teacher, student)
+        write_text(self.out / "comparison.md", table + "\n")
+        print(f"\nTeacher vs student on test ({self.cfg.data.test}):\n{table}\n")
+        return table
