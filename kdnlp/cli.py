@@ -18,7 +18,7 @@ COMMANDS = {
     "train-teacher": "fine-tune the teacher, select on dev, report on test",
     "cache-logits": "run the trained teacher over train once and cache its logits",
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
-    "evaluate": "test-set report for --model teacher|student",
+    "evaluate": "test-set report for --model teacher|student|<student.name>",
     "predict": "predict labels for TEXT... or --input FILE (one text per line)",
 }
 
@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         if name in ("evaluate", "predict"):
-            p.add_argument("--model", choices=["teacher", "student"], default="student")
+            p.add_argument("--model", default="student",
+                           help="teacher, or a student's name (student.name; default student)")
         if name == "predict":
             p.add_argument("texts", nargs="*", metavar="TEXT")
             p.add_argument("--input", help="file with one text per line")
@@ -91,6 +92,8 @@ def _predict(trainer, args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # progress lines reach log files as they happen
     try:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from transformers.utils import logging as hf_logging

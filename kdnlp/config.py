@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class TeacherConfig:
 @dataclass
 class StudentConfig:
     type: str = "bilstm"              # a key of kdnlp.students.STUDENTS
+    name: str = "student"             # output sub-folder: <output_dir>/<name> (e.g. student_alone for a baseline)
     # bilstm
     embedding_dim: int = 300
     hidden_size: int = 300            # per direction
@@ -98,7 +100,6 @@ class Config:
         return Path(self.output_dir)
 
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 _SECTION_CLASSES = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
                     "distill": DistillConfig, "train": TrainConfig}
 _TOP_KEYS = ["task", "output_dir", *_SECTION_CLASSES]
@@ -172,6 +173,8 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
         stem = Path(source).stem if source not in ("<dict>", "<defaults>") else "run"
         cfg.output_dir = str(Path("saved_dict") / stem)
     validate(cfg)
+    if cfg.student.lr is None:  # type-dependent default
+        cfg.student.lr = 5e-5 if cfg.student.type == "bert" else 1e-3
     return cfg
 
 
@@ -188,6 +191,8 @@ def validate(cfg: Config) -> None:
     need(cfg.data.max_train_examples is None or cfg.data.max_train_examples > 0, "data.max_train_examples: must be > 0")
     from .students import STUDENTS  # local import: students import torch
     need(cfg.student.type in STUDENTS, f"student.type: '{cfg.student.type}' is unknown{_closest(cfg.student.type, list(STUDENTS))}")
+    need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None and cfg.student.name not in ("teacher", "logits"),
+         "student.name: use a folder name like student or bilstm_alone (not teacher or logits)")
     need(cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
     sel = cfg.student.layer_selection
     need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),

@@ -228,6 +228,7 @@ class Trainer:
 
     def train_teacher(self) -> dict:
         cfg, labels = self.cfg, self.splits.labels
+        seed_everything(cfg.train.seed)  # the classification head's initialisation
         if cfg.teacher.pretrained is None:
             model, tokenizer = build_random_teacher(cfg.teacher, labels, self._vocab_file())
             print(f"teacher: random BERT ({model.config.num_hidden_layers} layers, hidden {model.config.hidden_size})")
@@ -281,14 +282,14 @@ class Trainer:
             print("student alone: distill.T = 0, so no teacher logits are computed or used")
         ctx = StudentContext(labels=self.splits.labels, train_texts=[e.text for e in self.splits.train],
                              teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher)
+        seed_everything(cfg.train.seed)  # the student's initialisation
         model, tokenizer = STUDENTS[cfg.student.type](cfg, ctx)
         hp = cfg.student
-        if hp.lr is None:
-            hp.lr = 5e-5 if cfg.student.type == "bert" else 1e-3
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
               f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}")
-        self.fit(model, tokenizer, loss_fn, hp, self.out / "student", "student", teacher_logits)
-        return self.evaluate("student")
+        name = cfg.student.name
+        self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits)
+        return self.evaluate(name)
 
     # ------------------------------------------------------------ evaluation
 

@@ -1,0 +1,19 @@
+"""Print a Markdown table of every report.json (and its train_log.json epoch times) under an output dir."""
+import json
+import sys
+from pathlib import Path
+
+root = Path(sys.argv[1] if len(sys.argv) > 1 else "saved_dict")
+print("| model | test accuracy | macro-F1 | params | CPU examples/s | best dev acc | s/epoch |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for rep in sorted(root.rglob("report.json")):
+    r = json.loads(rep.read_text())
+    log = rep.parent / "train_log.json"
+    dev, secs = "", ""
+    if log.is_file():
+        state = json.loads(log.read_text())
+        dev = f"{state['best_dev_accuracy']:.4f}"
+        ep = [h["epoch_seconds"] for h in state["history"] if "epoch_seconds" in h]
+        secs = " / ".join(f"{s:.0f}" for s in ep)
+    print(f"| {rep.parent.relative_to(root)} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['n_params'] / 1e6:.1f}M "
+          f"| {r['cpu_examples_per_second']:.0f} | {dev} | {secs} |")
