@@ -208,7 +208,10 @@ def _stratified_split(examples: list[Example], n_keep: int, seed: int) -> tuple[
 
 def load_splits(cfg: DataConfig, seed: int, labels: list[str] | None = None) -> Splits:
     """Read train/dev/test; labels come from `labels` (a trained model's), data.labels, or train."""
-    if cfg.train is None or cfg.test is None:
+    builtin = cfg.train is not None and cfg.train.startswith("builtin:")
+    test_spec = cfg.test or (cfg.train if builtin else None)  # built-in datasets carry their own dev/test
+    dev_spec = cfg.dev or (cfg.train if builtin else None)
+    if cfg.train is None or test_spec is None:
         raise UserError("data.train and data.test must be set in the config")
     train_rows = read_rows(cfg.train, cfg, "train")
     labels_from = "model"
@@ -219,10 +222,10 @@ def load_splits(cfg: DataConfig, seed: int, labels: list[str] | None = None) -> 
     if labels_from == "model" and cfg.labels:
         labels_from = "file"
     train = to_examples(train_rows, labels, labels_from)
-    test = to_examples(read_rows(cfg.test, cfg, "test"), labels, labels_from)
-    if cfg.dev:
-        dev = to_examples(read_rows(cfg.dev, cfg, "dev"), labels, labels_from)
-        source = f"file {cfg.dev}"
+    test = to_examples(read_rows(test_spec, cfg, "test"), labels, labels_from)
+    if dev_spec:
+        dev = to_examples(read_rows(dev_spec, cfg, "dev"), labels, labels_from)
+        source = f"{'split of' if dev_spec.startswith('builtin:') else 'file'} {dev_spec}"
     else:
         n_dev = max(1, round(len(train) * cfg.dev_ratio))
         dev, train = _stratified_split(train, n_dev, seed)

@@ -118,6 +118,10 @@ class Trainer:
         with atomic_dir(path) as tmp:
             model.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
+            if "Bert" in type(tokenizer).__name__ and not (tmp / "vocab.txt").exists():
+                # transformers 5 writes only tokenizer.json; keep the BERT-style vocab.txt next to the weights too
+                vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+                (tmp / "vocab.txt").write_text("".join(f"{tok}\n" for tok, _ in vocab), encoding="utf-8")
             (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
             (tmp / "train_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
