@@ -6,6 +6,7 @@ batch position: shuffling and length-sorting are safe.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import random
@@ -40,8 +41,7 @@ class Splits:
         """Hash of the exact examples of a split (texts + labels in order): identifies a logit cache's rows."""
         h = hashlib.sha256()
         for ex in getattr(self, split):
-            h.update(ex.text.encode("utf-8"))
-            h.update(f"\t{ex.label}\n".encode())
+            h.update(json.dumps(dataclasses.astuple(ex), ensure_ascii=False).encode("utf-8") + b"\n")
         return h.hexdigest()
 
 
@@ -257,6 +257,11 @@ class EncodedSplit:
         return len(self.ids)
 
     def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = self.pad_ids(index)
+        batch["labels"] = torch.from_numpy(self.labels[index])
+        return batch
+
+    def pad_ids(self, index: np.ndarray) -> dict[str, torch.Tensor]:
         """Dynamic padding: pad to the longest example of this batch only."""
         width = int(self.lengths[index].max())
         input_ids = torch.full((len(index), width), self.pad_id, dtype=torch.long)
@@ -265,8 +270,7 @@ class EncodedSplit:
             seq = self.ids[i]
             input_ids[row, :len(seq)] = torch.tensor(seq)
             mask[row, :len(seq)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask,
-                "labels": torch.from_numpy(self.labels[index]), "index": torch.from_numpy(np.asarray(index))}
+        return {"input_ids": input_ids, "attention_mask": mask, "index": torch.from_numpy(np.asarray(index))}
 
     def train_batches(self, batch_size: int, rng: random.Random, bucket: int = 50) -> Iterator[dict]:
         """Shuffled batches of similar length: shuffle, sort within buckets of `bucket` batches, shuffle batches."""

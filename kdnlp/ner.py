@@ -1,0 +1,237 @@
+"""NER (task: ner): column-file reader, IOB1 -> IOB2, subword alignment, windowing, ragged token logits, seqeval.
+
+A sentence is a list of words (characters for Chinese) with one tag each. Each word's label sits on its first
+subword; other subwords and pads get -100 and are ignored by every loss and metric. A sentence longer than
+`max_length` subwords is split into consecutive word windows (rows); predictions are stitched back per word.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .data import EncodedSplit, Splits, _read_text, read_labels_file
+from .errors import UserError
+
+IGNORE = -100
+
+
+@dataclass
+class TagExample:
+    tokens: list[str]
+    tags: list[int]
+
+    @property
+    def text(self) -> str:  # for vocabulary building and fingerprints
+        return " ".join(self.tokens)
+
+
+# ---------------------------------------------------------------- reading
+
+def iob1_to_iob2(tags: list[str]) -> list[str]:
+    """IOB1 (entities start with I-; B- only between adjacent same-type entities) -> IOB2 (every entity starts
+    with B-). IOB2 input is unchanged; an I- after O or after another type (invalid in IOB2) becomes B-."""
+    out, prev = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def read_column_file(path: str | Path) -> list[tuple[str, list[str], list[str]]]:
+    """CoNLL-style columns (token first, tag last; blank line between sentences; -DOCSTART- skipped).
+    Also reads char-per-line Chinese BIO files. Returns (location, tokens, IOB2 tags)."""
+    path = Path(path)
+    text = _read_text(path)
+    sentences, tokens, tags, start = [], [], [], 1
+    for lineno, line in enumerate(text.splitlines() + [""], 1):
+        parts = line.split()
+        if not parts or parts[0] == "-DOCSTART-":
+            if tokens:
+                sentences.append((f"{path} line {start}", tokens, iob1_to_iob2(tags)))
+            tokens, tags, start = [], [], lineno + 1
+            continue
+        if len(parts) < 2:
+            raise UserError(f"{path} line {lineno}: expected 'token ... TAG' columns, got {line.strip()!r}")
+        tag = parts[-1]
+        if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
+            raise UserError(f"{path} line {lineno}: tag {tag!r} is not O, B-TYPE or I-TYPE")
+        tokens.append(parts[0])
+        tags.append(tag)
+    if not sentences:
+        raise UserError(f"{path}: no sentences found")
+    return sentences
+
+
+def read_ner_rows(spec: str, split: str):
+    if spec.startswith("builtin:"):
+        from .builtin import NER, peoples_daily_ner
+        name = spec[len("builtin:"):]
+        if name not in NER:
+            raise UserError(f"{spec}: not an NER dataset (available: {', '.join(NER)})")
+        return [(f"{spec} {split} sentence {i + 1}", c, t) for i, (c, t) in enumerate(peoples_daily_ner()[split])]
+    return read_column_file(spec)
+
+
+def load_ner_splits(cfg: DataConfig, seed: int) -> Splits:
+    builtin = cfg.train is not None and cfg.train.startswith("builtin:")
+    test_spec = cfg.test or (cfg.train if builtin else None)
+    dev_spec = cfg.dev or (cfg.train if builtin else None)
+    if cfg.train is None or test_spec is None:
+        raise UserError("data.train and data.test must be set in the config")
+    train_rows = read_ner_rows(cfg.train, "train")
+    if cfg.labels:
+        labels = read_labels_file(cfg.labels)
+    else:
+        types = sorted({t[2:] for _, _, tags in train_rows for t in tags if t != "O"})
+        labels = ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+    index = {lab: i for i, lab in enumerate(labels)}
+
+    def to_examples(rows):
+        out = []
+        for where, tokens, tags in rows:
+            for t in tags:
+                if t not in index:
+                    raise UserError(f"{where}: unknown tag '{t}' (known: {', '.join(labels)}); list it in data.labels")
+            out.append(TagExample(list(tokens), [index[t] for t in tags]))
+        return out
+
+    train, test = to_examples(train_rows), to_examples(read_ner_rows(test_spec, "test"))
+    if dev_spec:
+        dev, source = to_examples(read_ner_rows(dev_spec, "dev")), f"file {dev_spec}"
+    else:
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        n_dev = max(1, round(len(train) * cfg.dev_ratio))
+        dev = [train[i] for i in sorted(order[:n_dev])]
+        train = [train[i] for i in sorted(order[n_dev:])]
+        source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed})"
+    if cfg.max_train_examples and cfg.max_train_examples < len(train):
+        keep = sorted(random.Random(seed).sample(range(len(train)), cfg.max_train_examples))
+        train = [train[i] for i in keep]
+    return Splits(train, dev, test, labels, source)
+
+
+# ---------------------------------------------------------------- alignment and windowing
+
+class EncodedTagSplit(EncodedSplit):
+    """Rows = word windows of at most max_length subwords; `labels[r]` has -100 off first subwords.
+
+    `row_example[r]`, `row_word[r]`: the example and first word of row r, to map predictions back to words.
+    """
+
+    def __init__(self, examples: list[TagExample], tokenizer, max_length: int):
+        budget = max_length - 2  # [CLS] and [SEP]
+        self.ids, labels, self.row_example, self.row_word = [], [], [], []
+        cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        words = sorted({w for ex in examples for w in ex.tokens})
+        word_ids = dict(zip(words, tokenizer(words, add_special_tokens=False)["input_ids"])) if words else {}
+        for e_idx, ex in enumerate(examples):
+            pieces = [word_ids[w] or [tokenizer.unk_token_id] for w in ex.tokens]
+            start = 0
+            while start < len(pieces) or (start == 0 and not pieces):
+                ids, labs, end = [cls_id], [IGNORE], start
+                while end < len(pieces) and (end == start or len(ids) - 1 + len(pieces[end]) <= budget):
+                    piece = pieces[end][:budget]  # a single word longer than the window keeps its first subwords
+                    ids += piece
+                    labs += [ex.tags[end]] + [IGNORE] * (len(piece) - 1)
+                    end += 1
+                self.ids.append(ids + [sep_id])
+                labels.append(labs + [IGNORE])
+                self.row_example.append(e_idx)
+                self.row_word.append(start)
+                start = end if end > start else start + 1
+        self.labels = labels
+        self.lengths = np.array([len(x) for x in self.ids])
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.n_examples = len(examples)
+
+    def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = self.pad_ids(index)
+        lab = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)
+        for row, i in enumerate(index):
+            lab[row, :len(self.labels[i])] = torch.tensor(self.labels[i])
+        batch["labels"] = lab
+        return batch
+
+    def word_predictions(self, token_logits: "TokenLogits") -> list[list[int]]:
+        """Per example, the predicted tag id of every word (windows stitched back in order)."""
+        out: list[list[int]] = [[] for _ in range(self.n_examples)]
+        for r in range(len(self.ids)):
+            out[self.row_example[r]].extend(token_logits.row(r).argmax(1).tolist())
+        return out
+
+
+class TokenLogits:
+    """Ragged per-row logits at valid (first-subword) positions: one flat (N, C) array + row offsets."""
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray):
+        self.flat, self.offsets = flat, offsets
+
+    @classmethod
+    def from_rows(cls, rows: list[np.ndarray], n_labels: int) -> "TokenLogits":
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(r) for r in rows])
+        flat = np.concatenate(rows) if rows else np.zeros((0, n_labels), np.float32)
+        return cls(flat.astype(np.float32), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, r: int) -> np.ndarray:
+        return self.flat[self.offsets[r]:self.offsets[r + 1]]
+
+    def __getitem__(self, index) -> np.ndarray:
+        """Rows `index` concatenated in that order: matches logits[labels != -100] of a batch of those rows."""
+        return np.concatenate([self.row(int(r)) for r in index])
+
+    @property
+    def shape(self):
+        return list(self.flat.shape) + [len(self)]
+
+
+# ---------------------------------------------------------------- metrics and entities
+
+def entity_metrics(gold: list[list[int]], pred: list[list[int]], labels: list[str]) -> dict:
+    """Entity-level (strict IOB2) P/R/F1 with seqeval: micro `f1`, `precision`, `recall`, `macro_f1`, `per_type`."""
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+    y_true = [[labels[t] for t in s] for s in gold]
+    y_pred = [[labels[t] for t in s] for s in pred]
+    kw = dict(mode="strict", scheme=IOB2, zero_division=0)
+    rep = classification_report(y_true, y_pred, output_dict=True, **kw)
+    per_type = {k: {"precision": float(v["precision"]), "recall": float(v["recall"]), "f1": float(v["f1-score"]),
+                    "support": int(v["support"])} for k, v in rep.items() if "avg" not in k}
+    return {"f1": float(f1_score(y_true, y_pred, **kw)), "precision": float(precision_score(y_true, y_pred, **kw)),
+            "recall": float(recall_score(y_true, y_pred, **kw)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", **kw)), "per_type": per_type,
+            "labels": labels,
+            "token_accuracy": float(np.mean([a == b for g, p in zip(gold, pred) for a, b in zip(g, p)]))}
+
+
+def format_entity_report(gold, pred, labels) -> str:
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+    return classification_report([[labels[t] for t in s] for s in gold], [[labels[t] for t in s] for s in pred],
+                                 mode="strict", scheme=IOB2, digits=4, zero_division=0)
+
+
+def entities(tokens: list[str], tags: list[str]) -> list[dict]:
+    """Entity spans (word offsets, end exclusive) from IOB2 tags; a stray I- starts an entity."""
+    out, cur = [], None
+    for i, tag in enumerate(tags + ["O"]):
+        if cur and (tag == "O" or tag.startswith("B-") or tag[2:] != cur["type"]):
+            cur["end"] = i
+            out.append(cur)
+            cur = None
+        if tag != "O" and cur is None:
+            cur = {"type": tag[2:], "start": i}
+    for e in out:
+        e["text"] = ("" if all(len(t) == 1 for t in tokens[e["start"]:e["end"]]) else " ").join(tokens[e["start"]:e["end"]])
+    return out
