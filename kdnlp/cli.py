@@ -65,7 +65,6 @@ def _overrides(args) -> list[str]:
 
 def _predict(trainer, args) -> None:
     import numpy as np
-    from .data import EncodedSplit, Example
     from .trainer import load_model_dir
     texts = list(args.texts)
     if args.input:
@@ -75,10 +74,21 @@ def _predict(trainer, args) -> None:
         texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not texts:
         raise UserError("predict: give texts as arguments or --input FILE (one text per line)")
-    model, tokenizer, labels = load_model_dir(trainer.out / args.model)
+    model, tokenizer, labels = load_model_dir(trainer.out / args.model, trainer.cfg.task)
     model.to(trainer.device)
-    data = EncodedSplit([Example(t, 0) for t in texts], tokenizer, trainer.cfg.data.max_length)
+    examples = trainer.task.unlabelled(texts)
+    data = trainer.task.encode(examples, tokenizer, trainer.cfg.data.max_length)
     logits = trainer.predict_logits(model, data, 64)
+    if trainer.cfg.task == "ner":
+        from .ner import entities
+        for text, ex, tags in zip(texts, examples, data.word_predictions(logits)):
+            found = entities(ex.tokens, [labels[t] for t in tags])
+            if args.json:
+                print(json.dumps({"text": text, "entities": found}, ensure_ascii=False))
+            else:
+                spans = "  ".join(f"{e['text']}/{e['type']}[{e['start']}:{e['end']}]" for e in found)
+                print(f"{text}\t{spans or '(no entities)'}")
+        return
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     for text, p in zip(texts, probs):

@@ -183,8 +183,9 @@ def validate(cfg: Config) -> None:
     def need(cond: bool, msg: str):
         if not cond:
             raise UserError(f"{s}: {msg}")
-    need(cfg.task in ("classification", "ner"), f"task: '{cfg.task}' is not supported (use classification)")
-    need(cfg.task != "ner", "task: ner is reserved for the NER issue and not implemented yet")
+    need(cfg.task in ("classification", "ner"), f"task: '{cfg.task}' is not supported (use classification or ner)")
+    need(cfg.task != "ner" or cfg.student.embeddings in ("random", "teacher"),
+         "student.embeddings: word vectors are for classification; NER students use the teacher's tokens (random|teacher)")
     need(cfg.data.format in ("auto", "json", "jsonl", "csv", "tsv"), "data.format: use auto|json|jsonl|csv|tsv")
     need(cfg.data.max_length >= 8, "data.max_length: must be >= 8")
     need(0 < cfg.data.dev_ratio < 1, "data.dev_ratio: must be between 0 and 1")

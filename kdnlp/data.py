@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +22,11 @@ from .config import DataConfig
 from .errors import UserError
 
 TEXT_FIELDS = ("text", "sentence", "content")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def is_chinese(text: str) -> bool:
+    return _CJK.search(text) is not None
 
 
 @dataclass

@@ -151,6 +151,7 @@ class EncodedTagSplit(EncodedSplit):
         self.lengths = np.array([len(x) for x in self.ids])
         self.pad_id = tokenizer.pad_token_id or 0
         self.n_examples = len(examples)
+        self.gold = [ex.tags for ex in examples]
 
     def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
         batch = self.pad_ids(index)
@@ -190,10 +191,6 @@ class TokenLogits:
     def __getitem__(self, index) -> np.ndarray:
         """Rows `index` concatenated in that order: matches logits[labels != -100] of a batch of those rows."""
         return np.concatenate([self.row(int(r)) for r in index])
-
-    @property
-    def shape(self):
-        return list(self.flat.shape) + [len(self)]
 
 
 # ---------------------------------------------------------------- metrics and entities

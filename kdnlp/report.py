@@ -36,9 +36,10 @@ def _mb(nbytes: int) -> str:
 def comparison_table(teacher: dict, student: dict) -> str:
     """Markdown table of the two report.json dicts; speed is CPU examples/s at the report's batch size."""
     t_speed, s_speed = teacher["cpu_examples_per_second"], student["cpu_examples_per_second"]
+    key, title = ("accuracy", "accuracy") if "accuracy" in teacher else ("f1", "entity F1 (micro)")
     rows = [
-        ("accuracy", f"{teacher['accuracy']:.4f}", f"{student['accuracy']:.4f}",
-         f"{student['accuracy'] / teacher['accuracy']:.1%} of teacher" if teacher["accuracy"] else ""),
+        (title, f"{teacher[key]:.4f}", f"{student[key]:.4f}",
+         f"{student[key] / teacher[key]:.1%} of teacher" if teacher[key] else ""),
         ("macro-F1", f"{teacher['macro_f1']:.4f}", f"{student['macro_f1']:.4f}", ""),
         ("parameters", f"{teacher['n_params'] / 1e6:.2f}M", f"{student['n_params'] / 1e6:.2f}M",
          f"{teacher['n_params'] / student['n_params']:.1f}x smaller"),

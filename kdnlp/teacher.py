@@ -65,37 +65,47 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def load_pretrained_teacher(cfg: TeacherConfig, labels: list[str]):
-    """(model, tokenizer) for fine-tuning: pretrained encoder + a fresh classification head."""
-    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+def load_pretrained_teacher(cfg: TeacherConfig, labels: list[str], task: str = "classification"):
+    """(model, tokenizer) for fine-tuning: pretrained encoder + a fresh classification (or tagging) head."""
+    import transformers
+    from transformers import BertConfig
+
+    from .tasks import TASKS
+    auto = getattr(transformers, TASKS[task].auto_class_name)
+    bert_class = getattr(transformers, TASKS[task].bert_class_name)
     spec = resolve_pretrained(cfg.pretrained)
     path = Path(spec)
-    label_kw = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+    # ignore_mismatched_sizes: a checkpoint that already has a head for other labels gets a fresh head
+    label_kw = dict(ignore_mismatched_sizes=True, num_labels=len(labels), id2label=dict(enumerate(labels)),
                     label2id={lab: i for i, lab in enumerate(labels)})
     if path.is_dir():
         check_model_dir(path)
         tokenizer = load_tokenizer(path)
         if _has_model_type(path):
-            model = AutoModelForSequenceClassification.from_pretrained(str(path), **label_kw)
+            model = auto.from_pretrained(str(path), **label_kw)
         else:  # Google-style bert_config.json without model_type (e.g. the seed's bert-base-chinese)
-            model = BertForSequenceClassification.from_pretrained(
-                str(path), config=BertConfig.from_pretrained(str(path), **label_kw))
+            model = bert_class.from_pretrained(
+                str(path), ignore_mismatched_sizes=True,
+                config=BertConfig.from_pretrained(str(path), **{k: v for k, v in label_kw.items() if k != "ignore_mismatched_sizes"}))
         return model, tokenizer
     if path.exists() or spec == "bert_pretrain" or spec.startswith((".", "/", "~")):
         raise UserError(f"{spec}: teacher directory not found; {HOW_TO_GET}")
     try:  # a hub id
         from transformers import AutoTokenizer
         tokenizer = AutoTokenizer.from_pretrained(spec)
-        model = AutoModelForSequenceClassification.from_pretrained(spec, **label_kw)
+        model = auto.from_pretrained(spec, **label_kw)
     except OSError as e:
         raise UserError(f"teacher.pretrained: '{spec}' is not a local directory and could not be fetched "
                         f"from the hub ({str(e).splitlines()[0]}); {HOW_TO_GET}") from None
     return model, tokenizer
 
 
-def build_random_teacher(cfg: TeacherConfig, labels: list[str], vocab_file: str | Path):
+def build_random_teacher(cfg: TeacherConfig, labels: list[str], vocab_file: str | Path, task: str = "classification"):
     """A randomly initialised BERT from `teacher.config` fields (tests, offline demos)."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    import transformers
+    from transformers import BertConfig, BertTokenizer
+
+    from .tasks import TASKS
     if not Path(vocab_file).is_file():
         raise UserError(f"teacher.vocab: {vocab_file} not found (a vocab.txt, one token per line)")
     tokenizer = BertTokenizer(str(vocab_file))
@@ -107,4 +117,4 @@ def build_random_teacher(cfg: TeacherConfig, labels: list[str], vocab_file: str 
     fields["vocab_size"] = len(tokenizer)
     config = BertConfig(**fields, num_labels=len(labels), id2label=dict(enumerate(labels)),
                         label2id={lab: i for i, lab in enumerate(labels)})
-    return BertForSequenceClassification(config), tokenizer
+    return getattr(transformers, TASKS[task].bert_class_name)(config), tokenizer

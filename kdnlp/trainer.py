@@ -21,12 +21,14 @@ from tqdm.auto import tqdm
 
 from .cache import LogitCache
 from .config import Config
-from .data import EncodedSplit, Splits, load_splits
+from .data import EncodedSplit, Splits
 from .errors import UserError
 from .fileio import atomic_dir, dir_size, sha256_file, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
-from .report import classification_metrics, comparison_table, format_report
+from .ner import IGNORE, TokenLogits
+from .report import comparison_table
 from .students import STUDENTS, StudentContext
+from .tasks import TASKS, auto_class
 from .teacher import build_random_teacher, load_pretrained_teacher, load_tokenizer, resolve_pretrained
 from .vocab import build_vocab_file
 
@@ -48,13 +50,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_model_dir(path: Path):
+def load_model_dir(path: Path, task: str = "classification"):
     """(model, tokenizer, labels) from a directory written by this Trainer; plain transformers loading."""
-    from transformers import AutoModelForSequenceClassification
     from .students.bilstm import WordTokenizer
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
-    model = AutoModelForSequenceClassification.from_pretrained(str(path))
+    model = auto_class(task).from_pretrained(str(path))
     if (path / WordTokenizer.VOCAB_FILE).is_file():
         tokenizer = WordTokenizer.from_pretrained(path)
     else:
@@ -66,6 +67,7 @@ def load_model_dir(path: Path):
 class Trainer:
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.task = TASKS[cfg.task]
         self.out = cfg.out
         self.device = pick_device(cfg.train.device)
         if cfg.train.threads:
@@ -80,10 +82,10 @@ class Trainer:
     @property
     def splits(self) -> Splits:
         if self._splits is None:
-            self._splits = load_splits(self.cfg.data, self.cfg.train.seed)
+            self._splits = self.task.load_splits(self.cfg.data, self.cfg.train.seed)
             s = self._splits
             print(f"data: {len(s.train)} train / {len(s.dev)} dev ({s.dev_source}) / {len(s.test)} test, "
-                  f"{len(s.labels)} classes")
+                  f"{len(s.labels)} {'tags' if self.cfg.task == 'ner' else 'classes'}")
         return self._splits
 
     def _check_labels(self, labels: list[str], where: Path) -> None:
@@ -98,20 +100,30 @@ class Trainer:
 
     @torch.no_grad()
     def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
-                       device: torch.device | None = None, sort: bool = True) -> np.ndarray:
-        """Logits for every row of `data`, in row order (batches are length-sorted, then restored)."""
+                       device: torch.device | None = None, sort: bool = True) -> np.ndarray | TokenLogits:
+        """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
+
+        Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only."""
         device = device or self.device
         model.eval()
-        out = None
+        out, rows = None, None
         for batch in tqdm(data.eval_batches(batch_size, sort=sort), total=data.n_batches(batch_size),
                           desc=desc, leave=False, disable=None):
             with (self._autocast() if device.type == "cuda" else nullcontext()):
                 logits = model(input_ids=batch["input_ids"].to(device),
                                attention_mask=batch["attention_mask"].to(device)).logits
             logits = logits.float().cpu().numpy()
+            if logits.ndim == 3:
+                rows = rows if rows is not None else [None] * len(data)
+                valid = (batch["labels"] != IGNORE).numpy()
+                for b, i in enumerate(batch["index"].tolist()):
+                    rows[i] = logits[b][valid[b]]
+                continue
             if out is None:
                 out = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
             out[batch["index"].numpy()] = logits
+        if rows is not None:
+            return TokenLogits.from_rows(rows, model.config.num_labels)
         return out
 
     def _save(self, model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
@@ -130,8 +142,8 @@ class Trainer:
         """Train `model` with `loss_fn`, evaluate dev each epoch (and every eval_every steps), keep the best."""
         cfg, splits = self.cfg, self.splits
         seed_everything(cfg.train.seed)
-        train = EncodedSplit(splits.train, tokenizer, cfg.data.max_length)
-        dev = EncodedSplit(splits.dev, tokenizer, cfg.data.max_length)
+        train = self.task.encode(splits.train, tokenizer, cfg.data.max_length)
+        dev = self.task.encode(splits.dev, tokenizer, cfg.data.max_length)
         model.to(self.device)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
@@ -142,21 +154,20 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
         rng = random.Random(cfg.train.seed)
-        state = {"best_dev_accuracy": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
+        state = {"metric": self.task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
-            pred = self.predict_logits(model, dev, hp.batch_size * 2, desc="dev").argmax(1)
-            acc = float((pred == dev.labels).mean())
-            improved = acc > state["best_dev_accuracy"]
-            state["history"].append({"epoch": epoch, "step": state["step"], "dev_accuracy": acc})
+            acc = self.task.score(self.predict_logits(model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
+            improved = acc > state["best_dev"]
+            state["history"].append({"epoch": epoch, "step": state["step"], "dev": acc})
             if improved:
-                state.update(best_dev_accuracy=acc, best_step=state["step"], bad_evals=0)
+                state.update(best_dev=acc, best_step=state["step"], bad_evals=0)
                 self._save(model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
             else:
                 state["bad_evals"] += 1
-            note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev_accuracy"]
-            print(f"{name} epoch {epoch} step {state['step']}: dev accuracy {acc:.4f}{note}")
+            note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
+            print(f"{name} epoch {epoch} step {state['step']}: dev {self.task.metric} {acc:.4f}{note}")
             model.train()
             return state["bad_evals"] >= cfg.train.patience
 
@@ -170,11 +181,14 @@ class Trainer:
             for batch in bar:
                 tl = None
                 if teacher_logits is not None:  # rows by example index: shuffling-safe
-                    tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)
+                    tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)  # np or TokenLogits
                 labels = batch["labels"].to(self.device)
                 with self._autocast():
                     logits = model(input_ids=batch["input_ids"].to(self.device),
                                    attention_mask=batch["attention_mask"].to(self.device)).logits
+                if logits.dim() == 3:  # token classification: only labelled positions count, in row order
+                    valid = labels != IGNORE
+                    logits, labels = logits[valid], labels[valid]
                 loss, parts = loss_fn(logits, labels, tl)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
@@ -184,7 +198,7 @@ class Trainer:
                 state["step"] += 1
                 seen += len(labels)
                 loss_sum += loss.item() * len(labels)
-                bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev_accuracy'], 0):.4f}")
+                bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
                 if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
                     if evaluate_dev(epoch):
                         stop = True
@@ -226,7 +240,7 @@ class Trainer:
         return Path(v)
 
     def fine_tuned_teacher(self):
-        model, _, labels = load_model_dir(self.out / "teacher")
+        model, _, labels = load_model_dir(self.out / "teacher", self.cfg.task)
         self._check_labels(labels, self.out / "teacher")
         return model
 
@@ -234,10 +248,10 @@ class Trainer:
         cfg, labels = self.cfg, self.splits.labels
         seed_everything(cfg.train.seed)  # the classification head's initialisation
         if cfg.teacher.pretrained is None:
-            model, tokenizer = build_random_teacher(cfg.teacher, labels, self._vocab_file())
+            model, tokenizer = build_random_teacher(cfg.teacher, labels, self._vocab_file(), cfg.task)
             print(f"teacher: random BERT ({model.config.num_hidden_layers} layers, hidden {model.config.hidden_size})")
         else:
-            model, tokenizer = load_pretrained_teacher(cfg.teacher, labels)
+            model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters)")
         self.fit(model, tokenizer, cross_entropy_loss, cfg.teacher, self.out / "teacher", "teacher")
         return self.evaluate("teacher")
@@ -256,7 +270,7 @@ class Trainer:
 
     def cache_teacher_logits(self, split: str = "train") -> np.ndarray:
         tdir = self.out / "teacher"
-        model, tokenizer, labels = load_model_dir(tdir)
+        model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
         self._check_labels(labels, tdir)
         fingerprint = self._cache_fingerprint(tdir, tokenizer, split)
         cache = LogitCache(self.out / "logits", split)
@@ -266,7 +280,7 @@ class Trainer:
             return logits
         print(f"logit cache: computing teacher logits for {split} ({cache.status})")
         model.to(self.device)
-        data = EncodedSplit(getattr(self.splits, split), tokenizer, self.cfg.data.max_length)
+        data = self.task.encode(getattr(self.splits, split), tokenizer, self.cfg.data.max_length)
         t0 = time.perf_counter()
         logits = self.predict_logits(model, data, self.cfg.teacher.batch_size * 2, desc=f"teacher logits ({split})")
         seconds = time.perf_counter() - t0
@@ -299,26 +313,26 @@ class Trainer:
 
     def evaluate(self, name: str) -> dict:
         mdir = self.out / name
-        model, tokenizer, labels = load_model_dir(mdir)
+        model, tokenizer, labels = load_model_dir(mdir, self.cfg.task)
         self._check_labels(labels, mdir)
         model.to(self.device)
-        test = EncodedSplit(self.splits.test, tokenizer, self.cfg.data.max_length)
+        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length)
         batch_size = 64
         t0 = time.perf_counter()
-        pred = self.predict_logits(model, test, batch_size, desc=f"{name} test").argmax(1)
+        logits = self.predict_logits(model, test, batch_size, desc=f"{name} test")
         seconds = time.perf_counter() - t0
-        metrics = classification_metrics(test.labels, pred, labels)
-        print(f"\n{name} on test ({len(test)} examples):\n{format_report(test.labels, pred, labels)}\n")
-        speed = len(test) / seconds
+        metrics, text = self.task.report(logits, test, labels)
+        print(f"\n{name} on test ({len(self.splits.test)} examples):\n{text}\n")
+        speed = len(self.splits.test) / seconds
         cpu_speed = speed
         if self.device.type != "cpu":  # the table compares CPU speed: measure it on a slice of test
-            sub = EncodedSplit(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
+            sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
             model.to("cpu")
             t1 = time.perf_counter()
             self.predict_logits(model, sub, batch_size, device=torch.device("cpu"))
-            cpu_speed = len(sub) / (time.perf_counter() - t1)
+            cpu_speed = len(self.splits.test[:256]) / (time.perf_counter() - t1)
         weights = [mdir / w for w in WEIGHT_NAMES if (mdir / w).is_file()]
-        report = {**metrics, "model": name, "n_examples": len(test), "n_params": model.num_parameters(),
+        report = {**metrics, "model": name, "n_examples": len(self.splits.test), "n_params": model.num_parameters(),
                   "size_bytes": sum(p.stat().st_size for p in weights) or dir_size(mdir),
                   "device": str(self.device), "batch_size": batch_size, "eval_seconds": round(seconds, 3),
                   "examples_per_second": round(speed, 1), "cpu_examples_per_second": round(cpu_speed, 1),

@@ -74,7 +74,7 @@ def test_bad_inputs_exit_2_with_one_line(write_config, tmp_path, capsys, tiny_da
     bad.write_text('{"text": "a", "label": "pos"}\n{"text": "b", "label": \n', encoding="utf-8")
     err = _run_error(capsys, ["train-teacher", "--config", str(write_config({"data": {"train": str(bad)}}))])
     assert "bad.jsonl line 2: invalid JSON" in err
-    unk = tmp_path / "test.json"
+    unk = tmp_path / "unk.json"
     unk.write_text(json.dumps([{"text": "好", "label": "meh"}]), encoding="utf-8")
     err = _run_error(capsys, ["train-teacher", "--config", str(write_config({"data": {"test": str(unk)}}))])
     assert "unknown label 'meh'" in err

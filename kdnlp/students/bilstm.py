@@ -5,15 +5,16 @@ own word vocabulary built from train (jieba for Chinese, whitespace otherwise), 
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                          PretrainedConfig, PreTrainedModel)
+from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 
+from ..data import is_chinese
 from ..errors import UserError
 
 
@@ -49,27 +50,40 @@ class BiLSTMForSequenceClassification(PreTrainedModel):
     def _init_weights(self, module):  # keep PyTorch's default initialisation
         pass
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, **_):
-        if attention_mask is None:
-            attention_mask = (input_ids != (self.config.pad_token_id or 0)).long()
+    def encode(self, input_ids, attention_mask):
+        """BiLSTM states (batch, length, 2*hidden); pads are packed away, so they never feed the recurrence."""
         lengths = attention_mask.sum(1).clamp(min=1)
         x = self.project(self.embed(input_ids))
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
+        return out
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **_):
+        if attention_mask is None:
+            attention_mask = (input_ids != (self.config.pad_token_id or 0)).long()
+        out = self.encode(input_ids, attention_mask)
         mask = attention_mask[:, :, None].bool()
         pooled = out.masked_fill(~mask, torch.finfo(out.dtype).min).max(dim=1).values
         return SequenceClassifierOutput(logits=self.mlp(pooled))
 
 
+class BiLSTMForTokenClassification(BiLSTMForSequenceClassification):
+    """The BiLSTM tagger: the same encoder, and the MLP applied at every position (per-token logits)."""
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **_):
+        if attention_mask is None:
+            attention_mask = (input_ids != (self.config.pad_token_id or 0)).long()
+        out = self.encode(input_ids, attention_mask)
+        return TokenClassifierOutput(logits=self.mlp(out))
+
+
 AutoConfig.register(BiLSTMConfig.model_type, BiLSTMConfig)
 AutoModelForSequenceClassification.register(BiLSTMConfig, BiLSTMForSequenceClassification)
+AutoModelForTokenClassification.register(BiLSTMConfig, BiLSTMForTokenClassification)
 
 
 # ---------------------------------------------------------------- word-level tokenizer for word2vec embeddings
-
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
 
 class WordTokenizer:
     """Words (jieba for Chinese, lower-cased whitespace split otherwise) -> ids; the HF call signature we use."""
@@ -98,7 +112,7 @@ class WordTokenizer:
 
     @classmethod
     def build(cls, texts: list[str], max_words: int = 200_000) -> "WordTokenizer":
-        chinese = any(_CJK.search(t) for t in texts[:200])
+        chinese = any(is_chinese(t) for t in texts[:200])
         tok = cls(["[PAD]", "[UNK]"], chinese)
         counts: dict[str, int] = {}
         for t in texts:
@@ -170,7 +184,8 @@ def build(cfg, ctx):
                           mlp_size=s.mlp_size, dropout=s.dropout, embedding_source_dim=source_dim,
                           pad_token_id=tokenizer.pad_token_id or 0, num_labels=len(ctx.labels),
                           id2label=dict(enumerate(ctx.labels)), label2id={l: i for i, l in enumerate(ctx.labels)})
-    model = BiLSTMForSequenceClassification(config)
+    model_class = BiLSTMForTokenClassification if cfg.task == "ner" else BiLSTMForSequenceClassification
+    model = model_class(config)
     if weights is not None:
         with torch.no_grad():
             model.embed.weight.copy_(weights[:config.vocab_size])

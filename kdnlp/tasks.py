@@ -1,0 +1,77 @@
+"""What differs between tasks, in one place: data loading, encoding, model classes, dev score, test report.
+
+The Trainer asks `TASKS[cfg.task]` for these and is otherwise task-agnostic.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .data import EncodedSplit, Example, is_chinese, load_splits
+from .ner import EncodedTagSplit, TagExample, TokenLogits, entity_metrics, format_entity_report, load_ner_splits
+from .report import classification_metrics, format_report
+
+
+class Classification:
+    name = "classification"
+    metric = "accuracy"
+    auto_class_name = "AutoModelForSequenceClassification"
+    bert_class_name = "BertForSequenceClassification"
+
+    load_splits = staticmethod(load_splits)
+
+    @staticmethod
+    def encode(examples, tokenizer, max_length: int) -> EncodedSplit:
+        return EncodedSplit(examples, tokenizer, max_length)
+
+    @staticmethod
+    def score(logits: np.ndarray, data: EncodedSplit, labels: list[str]) -> float:
+        return float((logits.argmax(1) == data.labels).mean())
+
+    @staticmethod
+    def report(logits: np.ndarray, data: EncodedSplit, labels: list[str]) -> tuple[dict, str]:
+        pred = logits.argmax(1)
+        return classification_metrics(data.labels, pred, labels), format_report(data.labels, pred, labels)
+
+    @staticmethod
+    def unlabelled(texts: list[str]) -> list:
+        return [Example(t, 0) for t in texts]
+
+
+class Ner:
+    name = "ner"
+    metric = "entity F1"
+    auto_class_name = "AutoModelForTokenClassification"
+    bert_class_name = "BertForTokenClassification"
+
+    load_splits = staticmethod(load_ner_splits)
+
+    @staticmethod
+    def encode(examples, tokenizer, max_length: int) -> EncodedTagSplit:
+        return EncodedTagSplit(examples, tokenizer, max_length)
+
+    @staticmethod
+    def score(logits: TokenLogits, data: EncodedTagSplit, labels: list[str]) -> float:
+        from seqeval.metrics import f1_score
+        from seqeval.scheme import IOB2
+        gold = [[labels[t] for t in s] for s in data.gold]
+        pred = [[labels[t] for t in s] for s in data.word_predictions(logits)]
+        return float(f1_score(gold, pred, mode="strict", scheme=IOB2, zero_division=0))
+
+    @staticmethod
+    def report(logits: TokenLogits, data: EncodedTagSplit, labels: list[str]) -> tuple[dict, str]:
+        gold, pred = data.gold, data.word_predictions(logits)
+        return entity_metrics(gold, pred, labels), format_entity_report(gold, pred, labels)
+
+    @staticmethod
+    def unlabelled(texts: list[str]) -> list:
+        """Chinese text -> characters, anything else -> whitespace words; placeholder O tags."""
+        words = [list(t.replace(" ", "")) if is_chinese(t) else t.split() for t in texts]
+        return [TagExample(w, [0] * len(w)) for w in words]
+
+
+TASKS = {"classification": Classification, "ner": Ner}
+
+
+def auto_class(task: str):
+    import transformers
+    return getattr(transformers, TASKS[task].auto_class_name)
