@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "saved_dict")
-print("| model | test accuracy | macro-F1 | params | CPU examples/s | best dev acc | s/epoch |")
+print("| model | test metric | macro-F1 | params | CPU examples/s | best dev | s/epoch |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for rep in sorted(root.rglob("report.json")):
     r = json.loads(rep.read_text())
@@ -12,8 +12,9 @@ for rep in sorted(root.rglob("report.json")):
     dev, secs = "", ""
     if log.is_file():
         state = json.loads(log.read_text())
-        dev = f"{state['best_dev_accuracy']:.4f}"
+        dev = f"{state.get('best_dev', state.get('best_dev_accuracy', 0)):.4f}"
         ep = [h["epoch_seconds"] for h in state["history"] if "epoch_seconds" in h]
         secs = " / ".join(f"{s:.0f}" for s in ep)
-    print(f"| {rep.parent.relative_to(root)} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['n_params'] / 1e6:.1f}M "
+    metric = f"acc {r['accuracy']:.4f}" if "accuracy" in r else f"F1 {r['f1']:.4f}"
+    print(f"| {rep.parent.relative_to(root)} | {metric} | {r['macro_f1']:.4f} | {r['n_params'] / 1e6:.1f}M "
           f"| {r['cpu_examples_per_second']:.0f} | {dev} | {secs} |")
