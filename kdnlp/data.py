@@ -212,21 +212,24 @@ def _stratified_split(examples: list[Example], n_keep: int, seed: int) -> tuple[
     return [examples[i] for i in sorted(keep)], [examples[i] for i in sorted(rest)]
 
 
-def load_splits(cfg: DataConfig, seed: int, labels: list[str] | None = None) -> Splits:
-    """Read train/dev/test; labels come from `labels` (a trained model's), data.labels, or train."""
+def split_specs(cfg: DataConfig) -> tuple[str, str | None, str]:
+    """(train, dev or None, test) sources; a builtin: train brings its own dev and test splits."""
     builtin = cfg.train is not None and cfg.train.startswith("builtin:")
-    test_spec = cfg.test or (cfg.train if builtin else None)  # built-in datasets carry their own dev/test
+    test_spec = cfg.test or (cfg.train if builtin else None)
     dev_spec = cfg.dev or (cfg.train if builtin else None)
     if cfg.train is None or test_spec is None:
         raise UserError("data.train and data.test must be set in the config")
+    return cfg.train, dev_spec, test_spec
+
+
+def load_splits(cfg: DataConfig, seed: int) -> Splits:
+    """Read train/dev/test; labels come from data.labels or, sorted, from train."""
+    _, dev_spec, test_spec = split_specs(cfg)
     train_rows = read_rows(cfg.train, cfg, "train")
-    labels_from = "model"
-    if labels is None and cfg.labels:
+    if cfg.labels:
         labels, labels_from = read_labels_file(cfg.labels), "file"
-    elif labels is None:
+    else:
         labels, labels_from = infer_labels(train_rows), "inferred"
-    if labels_from == "model" and cfg.labels:
-        labels_from = "file"
     train = to_examples(train_rows, labels, labels_from)
     test = to_examples(read_rows(test_spec, cfg, "test"), labels, labels_from)
     if dev_spec:

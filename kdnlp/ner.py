@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig
-from .data import EncodedSplit, Splits, _read_text, read_labels_file
+from .data import EncodedSplit, Splits, _read_text, read_labels_file, split_specs
 from .errors import UserError
 
 IGNORE = -100
@@ -80,11 +80,7 @@ def read_ner_rows(spec: str, split: str):
 
 
 def load_ner_splits(cfg: DataConfig, seed: int) -> Splits:
-    builtin = cfg.train is not None and cfg.train.startswith("builtin:")
-    test_spec = cfg.test or (cfg.train if builtin else None)
-    dev_spec = cfg.dev or (cfg.train if builtin else None)
-    if cfg.train is None or test_spec is None:
-        raise UserError("data.train and data.test must be set in the config")
+    _, dev_spec, test_spec = split_specs(cfg)
     train_rows = read_ner_rows(cfg.train, "train")
     if cfg.labels:
         labels = read_labels_file(cfg.labels)

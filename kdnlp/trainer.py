@@ -345,5 +345,6 @@ class Trainer:
         student = self.train_student()
         table = comparison_table(teacher, student)
         write_text(self.out / "comparison.md", table + "\n")
-        print(f"\nTeacher vs student on test ({self.cfg.data.test}):\n{table}\n")
+        test = self.cfg.data.test or f"the test split of {self.cfg.data.train}"
+        print(f"\nTeacher vs student on test ({test}):\n{table}\n")
         return table
