@@ -100,7 +100,8 @@ def load_ner_splits(cfg: DataConfig, seed: int) -> Splits:
 
     train, test = to_examples(train_rows), to_examples(read_ner_rows(test_spec, "test"))
     if dev_spec:
-        dev, source = to_examples(read_ner_rows(dev_spec, "dev")), f"file {dev_spec}"
+        dev = to_examples(read_ner_rows(dev_spec, "dev"))
+        source = f"{'split of' if dev_spec.startswith('builtin:') else 'file'} {dev_spec}"
     else:
         order = list(range(len(train)))
         random.Random(seed).shuffle(order)

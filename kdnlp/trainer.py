@@ -196,8 +196,9 @@ class Trainer:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state["step"] += 1
-                seen += len(labels)
-                loss_sum += loss.item() * len(labels)
+                rows = len(batch["index"])  # examples (NER: windows), not tokens
+                seen += rows
+                loss_sum += loss.item() * rows
                 bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
                 if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
                     if evaluate_dev(epoch):

@@ -30,6 +30,7 @@ def test_wrong_type_and_range():
     with pytest.raises(UserError, match=r"layer_selection"):
         config_from_dict({"student": {"layer_selection": "every"}})
     assert config_from_dict({"distill": {"T": 2}}).distill.T == 2.0  # int accepted for float
+    assert config_from_dict({"teacher": {"lr": "5e-4"}}).teacher.lr == 5e-4  # YAML 1.1 reads 5e-4 as a string
 
 
 def test_overrides_and_yaml_errors(tmp_path):
