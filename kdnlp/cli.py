@@ -130,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"kdnlp: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # unwritable output dir, disk full, unreadable file: name the path, no traceback
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"kdnlp: error: {where}{e.strerror or e}; check the path and its permissions / free space", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("kdnlp: interrupted", file=sys.stderr)
         return 130

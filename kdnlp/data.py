@@ -294,9 +294,9 @@ class EncodedSplit:
         for b in batches:
             yield self.collate(np.array(b))
 
-    def eval_batches(self, batch_size: int, sort: bool = True) -> Iterator[dict]:
+    def eval_batches(self, batch_size: int) -> Iterator[dict]:
         """Inference batches sorted by length (longest first); callers restore order with batch['index']."""
-        order = np.argsort(-self.lengths, kind="stable") if sort else np.arange(len(self))
+        order = np.argsort(-self.lengths, kind="stable")
         for s in range(0, len(order), batch_size):
             yield self.collate(order[s:s + batch_size])
 

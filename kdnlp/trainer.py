@@ -60,6 +60,8 @@ def load_model_dir(path: Path, task: str = "classification"):
         tokenizer = WordTokenizer.from_pretrained(path)
     else:
         tokenizer = load_tokenizer(path)
+    if not (path / LABELS_FILE).is_file():
+        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
     labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
     return model, tokenizer, labels
 
@@ -100,14 +102,14 @@ class Trainer:
 
     @torch.no_grad()
     def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
-                       device: torch.device | None = None, sort: bool = True) -> np.ndarray | TokenLogits:
+                       device: torch.device | None = None) -> np.ndarray | TokenLogits:
         """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
 
         Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only."""
         device = device or self.device
         model.eval()
         out, rows = None, None
-        for batch in tqdm(data.eval_batches(batch_size, sort=sort), total=data.n_batches(batch_size),
+        for batch in tqdm(data.eval_batches(batch_size), total=data.n_batches(batch_size),
                           desc=desc, leave=False, disable=None):
             with (self._autocast() if device.type == "cuda" else nullcontext()):
                 logits = model(input_ids=batch["input_ids"].to(device),
@@ -259,7 +261,7 @@ class Trainer:
 
     # ------------------------------------------------------------ logit cache
 
-    def _cache_fingerprint(self, tdir: Path, tokenizer, split: str) -> dict:
+    def _cache_fingerprint(self, tdir: Path, split: str) -> dict:
         weights = next((tdir / w for w in WEIGHT_NAMES if (tdir / w).is_file()), None)
         vocab = next((tdir / f for f in ("tokenizer.json", "vocab.txt") if (tdir / f).is_file()), None)
         return {
@@ -273,7 +275,7 @@ class Trainer:
         tdir = self.out / "teacher"
         model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
         self._check_labels(labels, tdir)
-        fingerprint = self._cache_fingerprint(tdir, tokenizer, split)
+        fingerprint = self._cache_fingerprint(tdir, split)
         cache = LogitCache(self.out / "logits", split)
         logits = cache.load(fingerprint)
         if logits is not None:

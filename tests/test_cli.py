@@ -98,3 +98,11 @@ def test_incomplete_teacher_dir_names_missing_files(write_config, tmp_path, caps
     (d / "config.json").write_text("{}")
     err = _run_error(capsys, ["train-teacher", "--config", str(write_config({"teacher": {"pretrained": str(d)}}))])
     assert "missing vocab.txt" in err and "model.safetensors" in err
+
+
+def test_unwritable_output_dir_is_one_line(write_config, tmp_path, capsys):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the output directory should go")
+    err = _run_error(capsys, ["train-student", "--config", str(write_config()), "--T", "0",
+                              "--output-dir", str(blocker / "out")])
+    assert "not_a_dir" in err
