@@ -20,6 +20,8 @@ COMMANDS = {
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
     "evaluate": "test-set report for --model teacher|student|<student.name>",
     "predict": "predict labels for TEXT... or --input FILE (one text per line)",
+    "export": "export --model to ONNX or TorchScript (optionally int8) and check parity on test",
+    "bench": "size, latency, throughput, memory and test metric of each model -> bench.json/.md/.png",
 }
 
 
@@ -40,21 +42,40 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        if name in ("evaluate", "predict"):
+        if name in ("evaluate", "predict", "export"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
         if name == "predict":
             p.add_argument("texts", nargs="*", metavar="TEXT")
             p.add_argument("--input", help="file with one text per line")
             p.add_argument("--json", action="store_true", help="one JSON object per line")
+        if name == "export":
+            p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+            p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization of the weights")
+            p.add_argument("--examples", type=int, help="parity check on the first N test rows (default all)")
+        if name in ("cache-logits", "bench"):
+            p.add_argument("--fixed-padding", action="store_true",
+                           help="pad every example to data.max_length in file order (the slow way, for comparison)")
+        if name == "bench":
+            p.add_argument("--models", help="comma-separated model folders (default teacher,<student.name>)")
+            p.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads (train.threads)")
+            p.add_argument("--runs", type=int, default=50, help="batch-1 latency runs after warm-up (default 50)")
+            p.add_argument("--examples", type=int, default=1024, help="test rows for throughput (default 1024)")
+            p.add_argument("--batch-size", type=int, default=64, help="throughput batch size (default 64)")
+            p.add_argument("--cache-pass", type=int, default=0, metavar="N",
+                           help="also time the teacher over N train examples: sorted dynamic vs fixed padding")
+            p.add_argument("--results", default="bench", help="results file stem: <output_dir>/<stem>.json/.md/.png")
+            p.add_argument("--init-untrained", action="store_true",
+                           help="only save an untrained teacher and student.name where missing, for speed-only benchmarks")
     return parser
 
 
 def _overrides(args) -> list[str]:
     sets = list(args.set)
     for flag, key in (("alpha", "distill.alpha"), ("T", "distill.T"), ("temperature", "distill.temperature"),
-                      ("device", "train.device"), ("seed", "train.seed"), ("output_dir", "output_dir")):
-        value = getattr(args, flag)
+                      ("device", "train.device"), ("seed", "train.seed"), ("output_dir", "output_dir"),
+                      ("threads", "train.threads")):
+        value = getattr(args, flag, None)
         if value is not None:
             sets.append(f"{key}={value}")
     if args.epochs is not None:
@@ -118,13 +139,25 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train-teacher":
             trainer.train_teacher()
         elif args.command == "cache-logits":
-            trainer.cache_teacher_logits("train")
+            trainer.cache_teacher_logits("train", fixed_padding=args.fixed_padding)
         elif args.command == "train-student":
             trainer.train_student()
         elif args.command == "evaluate":
             trainer.evaluate(args.model)
         elif args.command == "predict":
             _predict(trainer, args)
+        elif args.command == "export":
+            from .export import export
+            export(trainer, args.model, args.format, args.quantize, args.examples)
+        elif args.command == "bench":
+            from .bench import bench, init_untrained
+            if args.init_untrained:
+                init_untrained(trainer)
+                return 0
+            models = args.models.split(",") if args.models else ["teacher", cfg.student.name]
+            bench(trainer, [m.strip() for m in models if m.strip()], runs=args.runs, examples=args.examples,
+                  batch_size=args.batch_size, fixed_padding=args.fixed_padding, cache_examples=args.cache_pass,
+                  results=args.results)
     except UserError as e:
         if args.debug:
             raise

@@ -265,14 +265,14 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = self.pad_ids(index)
+    def collate(self, index: np.ndarray, width: int | None = None) -> dict[str, torch.Tensor]:
+        batch = self.pad_ids(index, width)
         batch["labels"] = torch.from_numpy(self.labels[index])
         return batch
 
-    def pad_ids(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        """Dynamic padding: pad to the longest example of this batch only."""
-        width = int(self.lengths[index].max())
+    def pad_ids(self, index: np.ndarray, width: int | None = None) -> dict[str, torch.Tensor]:
+        """Dynamic padding: pad to the longest example of this batch only (or to `width`, e.g. max_length)."""
+        width = width or int(self.lengths[index].max())
         input_ids = torch.full((len(index), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(index), width), dtype=torch.long)
         for row, i in enumerate(index):
@@ -294,8 +294,14 @@ class EncodedSplit:
         for b in batches:
             yield self.collate(np.array(b))
 
-    def eval_batches(self, batch_size: int) -> Iterator[dict]:
-        """Inference batches sorted by length (longest first); callers restore order with batch['index']."""
+    def eval_batches(self, batch_size: int, fixed_length: int | None = None) -> Iterator[dict]:
+        """Inference batches sorted by length (longest first); callers restore order with batch['index'].
+
+        fixed_length: the seed's way instead, for speed comparisons: file order, every row padded to this width."""
+        if fixed_length:
+            for s in range(0, len(self), batch_size):
+                yield self.collate(np.arange(s, min(s + batch_size, len(self))), fixed_length)
+            return
         order = np.argsort(-self.lengths, kind="stable")
         for s in range(0, len(order), batch_size):
             yield self.collate(order[s:s + batch_size])

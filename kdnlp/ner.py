@@ -150,8 +150,8 @@ class EncodedTagSplit(EncodedSplit):
         self.n_examples = len(examples)
         self.gold = [ex.tags for ex in examples]
 
-    def collate(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = self.pad_ids(index)
+    def collate(self, index: np.ndarray, width: int | None = None) -> dict[str, torch.Tensor]:
+        batch = self.pad_ids(index, width)
         lab = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)
         for row, i in enumerate(index):
             lab[row, :len(self.labels[i])] = torch.tensor(self.labels[i])

@@ -102,14 +102,16 @@ class Trainer:
 
     @torch.no_grad()
     def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
-                       device: torch.device | None = None) -> np.ndarray | TokenLogits:
+                       device: torch.device | None = None, fixed_padding: bool = False) -> np.ndarray | TokenLogits:
         """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
 
-        Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only."""
+        Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only.
+        fixed_padding: pad every row to data.max_length in file order (the seed's way; for speed comparisons)."""
         device = device or self.device
         model.eval()
         out, rows = None, None
-        for batch in tqdm(data.eval_batches(batch_size), total=data.n_batches(batch_size),
+        fixed_length = self.cfg.data.max_length if fixed_padding else None
+        for batch in tqdm(data.eval_batches(batch_size, fixed_length), total=data.n_batches(batch_size),
                           desc=desc, leave=False, disable=None):
             with (self._autocast() if device.type == "cuda" else nullcontext()):
                 logits = model(input_ids=batch["input_ids"].to(device),
@@ -247,7 +249,8 @@ class Trainer:
         self._check_labels(labels, self.out / "teacher")
         return model
 
-    def train_teacher(self) -> dict:
+    def build_teacher(self):
+        """(model, tokenizer) before fine-tuning: teacher.pretrained + a fresh head, or a random BERT (seeded)."""
         cfg, labels = self.cfg, self.splits.labels
         seed_everything(cfg.train.seed)  # the classification head's initialisation
         if cfg.teacher.pretrained is None:
@@ -256,6 +259,11 @@ class Trainer:
         else:
             model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters)")
+        return model, tokenizer
+
+    def train_teacher(self) -> dict:
+        cfg = self.cfg
+        model, tokenizer = self.build_teacher()
         self.fit(model, tokenizer, cross_entropy_loss, cfg.teacher, self.out / "teacher", "teacher")
         return self.evaluate("teacher")
 
@@ -271,7 +279,7 @@ class Trainer:
             "max_length": self.cfg.data.max_length,
         }
 
-    def cache_teacher_logits(self, split: str = "train") -> np.ndarray:
+    def cache_teacher_logits(self, split: str = "train", fixed_padding: bool = False) -> np.ndarray:
         tdir = self.out / "teacher"
         model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
         self._check_labels(labels, tdir)
@@ -285,13 +293,22 @@ class Trainer:
         model.to(self.device)
         data = self.task.encode(getattr(self.splits, split), tokenizer, self.cfg.data.max_length)
         t0 = time.perf_counter()
-        logits = self.predict_logits(model, data, self.cfg.teacher.batch_size * 2, desc=f"teacher logits ({split})")
+        logits = self.predict_logits(model, data, self.cfg.teacher.batch_size * 2, desc=f"teacher logits ({split})",
+                                     fixed_padding=fixed_padding)
         seconds = time.perf_counter() - t0
-        cache.save(logits, fingerprint, {"seconds": round(seconds, 2), "examples_per_second": round(len(data) / seconds, 1)})
+        cache.save(logits, fingerprint, {"seconds": round(seconds, 2), "examples_per_second": round(len(data) / seconds, 1),
+                                         "padding": "fixed" if fixed_padding else "sorted dynamic"})
         print(f"logit cache: {len(data)} rows in {seconds:.1f}s ({len(data) / seconds:.0f} examples/s) -> {cache.array_path}")
         return logits
 
     # ------------------------------------------------------------ student
+
+    def build_student(self):
+        """(model, tokenizer) of the configured student, freshly initialised (seeded)."""
+        ctx = StudentContext(labels=self.splits.labels, train_texts=[e.text for e in self.splits.train],
+                             teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher)
+        seed_everything(self.cfg.train.seed)  # the student's initialisation
+        return STUDENTS[self.cfg.student.type](self.cfg, ctx)
 
     def train_student(self) -> dict:
         cfg = self.cfg
@@ -301,10 +318,7 @@ class Trainer:
             teacher_logits = self.cache_teacher_logits("train")
         else:
             print("student alone: distill.T = 0, so no teacher logits are computed or used")
-        ctx = StudentContext(labels=self.splits.labels, train_texts=[e.text for e in self.splits.train],
-                             teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher)
-        seed_everything(cfg.train.seed)  # the student's initialisation
-        model, tokenizer = STUDENTS[cfg.student.type](cfg, ctx)
+        model, tokenizer = self.build_student()
         hp = cfg.student
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
               f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}")

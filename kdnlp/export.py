@@ -1,0 +1,188 @@
+"""`kdnlp export`: a trained model -> ONNX or TorchScript (fp32 or dynamic-quantized int8), with a parity check.
+
+Files land in `<output_dir>/<model>/export/` (`model.onnx`, `model.int8.onnx`, `model.pt`, `model.int8.pt`), each
+written atomically, plus `export.json` with one record per file. Every exported graph takes `input_ids` and
+`attention_mask` (int64, dynamic batch and sequence axes) and returns `logits`.
+
+The parity check runs the PyTorch model and the exported file over the whole test set, batched the same way
+(Trainer.predict_logits), and records the max abs logit difference, prediction agreement and both test metrics:
+for int8 this is the accuracy cost of quantization.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UserError
+from .fileio import atomic_path, write_json
+from .ner import TokenLogits
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXPORT_DIR = "export"
+RECORDS = "export.json"
+
+
+def export_path(model_dir: Path, fmt: str, quantize: str | None) -> Path:
+    return model_dir / EXPORT_DIR / f"model{'.int8' if quantize else ''}{FORMATS[fmt]}"
+
+
+def exported_files(model_dir: Path) -> list[Path]:
+    """Exported files of a model that exist, in a fixed order."""
+    return [p for fmt in FORMATS for q in (None, "int8") if (p := export_path(model_dir, fmt, q)).is_file()]
+
+
+def require_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("ONNX needs onnx and onnxruntime: pip install 'kdnlp[export]'") from None
+    return onnxruntime
+
+
+class LogitsOnly(nn.Module):
+    """(input_ids, attention_mask) -> logits: the plain-tensor signature that tracing and ONNX need."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+class ExportedModel:
+    """An exported file behind the interface Trainer.predict_logits uses: model(input_ids=, attention_mask=).logits.
+
+    `config` is the source model's (predict_logits reads num_labels for token classifiers)."""
+
+    def __init__(self, path: Path, config, threads: int | None = None):
+        self.path, self.config = Path(path), config
+        threads = threads or torch.get_num_threads()
+        if self.path.suffix == ".onnx":
+            ort = require_onnxruntime()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads  # the same thread budget as PyTorch gets
+            options.inter_op_num_threads = 1
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.module = None
+        else:
+            self.module = torch.jit.load(str(self.path), map_location="cpu")
+
+    def eval(self):
+        return self
+
+    def __call__(self, input_ids, attention_mask):
+        if self.module is not None:
+            with torch.no_grad():
+                return SimpleNamespace(logits=self.module(input_ids.cpu(), attention_mask.cpu()))
+        logits = self.session.run(["logits"], {"input_ids": input_ids.cpu().numpy(),
+                                               "attention_mask": attention_mask.cpu().numpy()})[0]
+        return SimpleNamespace(logits=torch.from_numpy(logits))
+
+
+def _quantize_torch(model):
+    """Dynamic int8: weights stored int8, activations quantized on the fly (Linear, and the BiLSTM's LSTM)."""
+    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+
+
+def _write_onnx(wrapped: nn.Module, example: dict, path: Path, quantize: str | None) -> None:
+    require_onnxruntime()
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch"} if example["logits_ndim"] == 2 else {0: "batch", 1: "sequence"}}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes: checked by parity below
+        fp32 = tmp.with_name(tmp.name + ".fp32.onnx") if quantize else tmp
+        try:
+            # the TorchScript-based exporter: it handles the BiLSTM's packed sequences; torch.export does not
+            torch.onnx.export(wrapped, (example["input_ids"], example["attention_mask"]), str(fp32), dynamo=False,
+                              input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                              dynamic_axes=axes, opset_version=17)
+            if quantize:
+                import logging
+
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+                logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" notice
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        finally:
+            if quantize and fp32.exists():
+                fp32.unlink()
+
+
+def _write_torchscript(wrapped: nn.Module, example: dict, path: Path, quantize: str | None) -> None:
+    if quantize and any(isinstance(m, nn.LSTM) for m in wrapped.modules()):
+        raise UserError("--format torchscript --quantize int8: a quantized LSTM does not survive TorchScript "
+                        "save/load in this torch; use --format onnx --quantize int8 for the BiLSTM")
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        module = _quantize_torch(wrapped) if quantize else wrapped
+        traced = torch.jit.trace(module, (example["input_ids"], example["attention_mask"]), check_trace=False)
+        traced.save(str(tmp))
+
+
+def flat_logits(logits) -> np.ndarray:
+    return logits.flat if isinstance(logits, TokenLogits) else logits
+
+
+def export(trainer, name: str, fmt: str, quantize: str | None = None, max_examples: int | None = None) -> dict:
+    """Export <output_dir>/<name>, check it against PyTorch on test (or its first max_examples rows), record it."""
+    from .trainer import load_model_dir
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: use onnx or torchscript")
+    if quantize not in (None, "int8"):
+        raise UserError(f"--quantize {quantize}: only int8 is supported")
+    mdir = trainer.out / name
+    model, tokenizer, labels = load_model_dir(mdir, trainer.cfg.task)
+    trainer._check_labels(labels, mdir)
+    cpu = torch.device("cpu")
+    # eval() on the wrapper itself: exporters restore the wrapper's mode afterwards, and a wrapper left in
+    # training mode would switch dropout back on in the model it wraps.
+    model.to(cpu)
+    wrapped = LogitsOnly(model).eval()
+    if max_examples is not None and max_examples < 1:
+        raise UserError("export: --examples must be >= 1")
+    test = trainer.task.encode(trainer.splits.test[:max_examples], tokenizer, trainer.cfg.data.max_length)
+    # trace on real test rows of different lengths, so padding and masking are part of the traced graph
+    sample = test.collate(np.arange(min(8, len(test))))
+    with torch.no_grad():
+        ndim = wrapped(sample["input_ids"], sample["attention_mask"]).dim()
+    example = {"input_ids": sample["input_ids"], "attention_mask": sample["attention_mask"], "logits_ndim": ndim}
+    path = export_path(mdir, fmt, quantize)
+    (_write_onnx if fmt == "onnx" else _write_torchscript)(wrapped, example, path, quantize)
+
+    reference = trainer.predict_logits(model, test, 64, desc=f"{name} pytorch", device=cpu)
+    exported = trainer.predict_logits(ExportedModel(path, model.config), test, 64, desc=f"{name} {path.name}", device=cpu)
+    ref, out = flat_logits(reference), flat_logits(exported)
+    state = json.loads((mdir / "train_state.json").read_text(encoding="utf-8")) if (mdir / "train_state.json").is_file() else {}
+    record = {
+        "file": path.name, "format": fmt, "quantize": quantize, "size_bytes": path.stat().st_size,
+        "n_test": len(test), "max_abs_logit_diff": float(np.abs(ref - out).max()),
+        "prediction_agreement": float((ref.argmax(-1) == out.argmax(-1)).mean()),
+        "metric": trainer.task.metric,
+        "test_metric_pytorch": trainer.task.score(reference, test, labels),
+        "test_metric_exported": trainer.task.score(exported, test, labels),
+        "trained": not state.get("untrained", False),
+        "torch": torch.__version__, "machine": platform.machine(),
+    }
+    records_path = mdir / EXPORT_DIR / RECORDS
+    records = json.loads(records_path.read_text(encoding="utf-8")) if records_path.is_file() else {}
+    records[path.name] = record
+    write_json(records_path, records)
+    size = f"{record['size_bytes'] / 2**20:.1f} MB"
+    print(f"exported {name} -> {path} ({size})")
+    print(f"parity on {len(test)} test rows: max |logit diff| {record['max_abs_logit_diff']:.2e}, "
+          f"predictions agree {record['prediction_agreement']:.2%}; test {record['metric']}: "
+          f"pytorch fp32 {record['test_metric_pytorch']:.4f}, {path.name} {record['test_metric_exported']:.4f}"
+          + ("" if record["trained"] else " (untrained model: metrics meaningless)"))
+    return record
+
+
+def export_records(model_dir: Path) -> dict:
+    path = model_dir / EXPORT_DIR / RECORDS
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
