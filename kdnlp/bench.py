@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .export import ExportedModel, export_records, exported_files, flat_logits, require_onnxruntime
+from .export import ExportedModel, export_records, exported_files, flat_logits, is_trained, require_onnxruntime
 from .fileio import write_json, write_text
 
 WARMUP = 5
@@ -75,9 +75,9 @@ def _measure(job: dict) -> dict:
             if k >= WARMUP:
                 times.append(time.perf_counter() - t0)
     bs = job["batch_size"]
-    trainer.predict_logits(model, data, bs, device=device)  # warm-up pass: shapes of every batch seen once
-    t0 = time.perf_counter()
-    trainer.predict_logits(model, data, bs, device=device, fixed_padding=job["fixed_padding"])
+    for _ in range(2):  # the first pass is warm-up: every batch shape seen once (TorchScript profiles them)
+        t0 = time.perf_counter()
+        trainer.predict_logits(model, data, bs, device=device, fixed_padding=job["fixed_padding"])
     seconds = time.perf_counter() - t0
     peak = _rss_mb()
     out = {"latency_ms_p50": round(float(np.percentile(times, 50)) * 1000, 3),
@@ -100,18 +100,20 @@ def _runtime(file: Path | None) -> str:
     return f"{'onnxruntime' if file.suffix == '.onnx' else 'torchscript'} {'int8' if '.int8.' in file.name else 'fp32'}"
 
 
-def _test_metric(model_dir: Path, file: Path | None) -> float | None:
-    """From report.json (PyTorch) or export.json (an exported file); None for untrained models."""
-    state = model_dir / "train_state.json"
-    if state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("untrained"):
-        return None
+def _test_metric(model_dir: Path, file: Path | None) -> tuple[float | None, int | None]:
+    """(metric, test rows it was measured on) from report.json (PyTorch) or export.json (an exported file).
+
+    None for untrained models and for models never evaluated."""
+    if not is_trained(model_dir):
+        return None, None
     if file is not None:
-        return export_records(model_dir).get(file.name, {}).get("test_metric_exported")
+        record = export_records(model_dir).get(file.name, {})
+        return record.get("test_metric_exported"), record.get("n_test")
     report = model_dir / "report.json"
     if not report.is_file():
-        return None
+        return None, None
     r = json.loads(report.read_text(encoding="utf-8"))
-    return r.get("accuracy", r.get("f1"))
+    return r.get("accuracy", r.get("f1")), r.get("n_examples")
 
 
 def cache_pass(trainer, n_examples: int) -> dict:
@@ -165,15 +167,16 @@ def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batc
             job = {"cfg": cfg, "model_dir": str(mdir), "file": str(file) if file else None, "threads": threads,
                    "examples": test, "runs": runs, "batch_size": batch_size, "fixed_padding": fixed_padding}
             row = {"model": name, "runtime": runtime, "file": str(file or weights), "params": n_params,
-                   "size_bytes": (file or weights).stat().st_size, **_run_isolated(job),
-                   "test_metric": _test_metric(mdir, file)}
+                   "size_bytes": (file or weights).stat().st_size, **_run_isolated(job)}
+            row["trained"] = is_trained(mdir)
+            row["test_metric"], row["test_metric_rows"] = _test_metric(mdir, file)
             rows.append(row)
     base = next((r for r in rows if r["model"] == "teacher" and r["runtime"] == "pytorch fp32"), rows[0])
     for r in rows:
         r["speedup_throughput"] = round(r["throughput_examples_per_second"] / base["throughput_examples_per_second"], 2)
         r["speedup_latency_p50"] = round(base["latency_ms_p50"] / r["latency_ms_p50"], 2)
     result = {"config": cfg.source, "device": str(trainer.device), "threads": threads,
-              "settings": {"latency_runs": runs, "warmup_runs": WARMUP, "throughput_examples": len(test),
+              "settings": {"test_rows": len(trainer.splits.test), "latency_runs": runs, "warmup_runs": WARMUP, "throughput_examples": len(test),
                            "batch_size": batch_size, "max_length": cfg.data.max_length,
                            "padding": "fixed" if fixed_padding else "sorted dynamic",
                            "test_metric": trainer.task.metric, "speedups_relative_to": f"{base['model']} ({base['runtime']})"},
@@ -197,7 +200,9 @@ def markdown(result: dict) -> str:
              f"| peak RSS (model) | speedup batch {result['settings']['batch_size']} | speedup batch 1 | test {metric} |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
-        m = "untrained" if r["test_metric"] is None else f"{r['test_metric']:.4f}"
+        m = ("–" if r["trained"] else "untrained") if r["test_metric"] is None else f"{r['test_metric']:.4f}"
+        if r["test_metric"] is not None and r["test_metric_rows"] != result["settings"]["test_rows"]:
+            m += f" (first {r['test_metric_rows']} rows)"  # an export checked with --examples
         lines.append(f"| {r['model']} | {r['runtime']} | {r['params'] / 1e6:.1f}M | {r['size_bytes'] / 2**20:.1f} MB "
                      f"| {r['latency_ms_p50']:.2f} / {r['latency_ms_p90']:.2f} ms | {r['throughput_examples_per_second']:,.0f} "
                      f"| {r['peak_rss_mb']:,.0f} MB ({r['model_rss_mb']:,.0f}) | {r['speedup_throughput']:.1f}x "

@@ -159,7 +159,6 @@ def export(trainer, name: str, fmt: str, quantize: str | None = None, max_exampl
     reference = trainer.predict_logits(model, test, 64, desc=f"{name} pytorch", device=cpu)
     exported = trainer.predict_logits(ExportedModel(path, model.config), test, 64, desc=f"{name} {path.name}", device=cpu)
     ref, out = flat_logits(reference), flat_logits(exported)
-    state = json.loads((mdir / "train_state.json").read_text(encoding="utf-8")) if (mdir / "train_state.json").is_file() else {}
     record = {
         "file": path.name, "format": fmt, "quantize": quantize, "size_bytes": path.stat().st_size,
         "n_test": len(test), "max_abs_logit_diff": float(np.abs(ref - out).max()),
@@ -167,7 +166,7 @@ def export(trainer, name: str, fmt: str, quantize: str | None = None, max_exampl
         "metric": trainer.task.metric,
         "test_metric_pytorch": trainer.task.score(reference, test, labels),
         "test_metric_exported": trainer.task.score(exported, test, labels),
-        "trained": not state.get("untrained", False),
+        "trained": is_trained(mdir),
         "torch": torch.__version__, "machine": platform.machine(),
     }
     records_path = mdir / EXPORT_DIR / RECORDS
@@ -181,6 +180,12 @@ def export(trainer, name: str, fmt: str, quantize: str | None = None, max_exampl
           f"pytorch fp32 {record['test_metric_pytorch']:.4f}, {path.name} {record['test_metric_exported']:.4f}"
           + ("" if record["trained"] else " (untrained model: metrics meaningless)"))
     return record
+
+
+def is_trained(model_dir: Path) -> bool:
+    """False for models saved by `kdnlp bench --init-untrained` (their test metrics mean nothing)."""
+    state = model_dir / "train_state.json"
+    return not (state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("untrained"))
 
 
 def export_records(model_dir: Path) -> dict:
