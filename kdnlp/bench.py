@@ -144,8 +144,8 @@ def cache_pass(trainer, n_examples: int) -> dict:
 def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batch_size: int = 64,
           fixed_padding: bool = False, cache_examples: int = 0, results: str = "bench") -> dict:
     cfg = trainer.cfg
-    if runs < 1 or examples < 1 or batch_size < 1:
-        raise UserError("bench: --runs, --examples and --batch-size must be >= 1")
+    if runs < 1 or examples < 1 or batch_size < 1 or not models:
+        raise UserError("bench: --models needs a model, and --runs, --examples, --batch-size must be >= 1")
     threads = torch.get_num_threads()
     test = trainer.splits.test[:examples]
     load_start = list(os.getloadavg())
@@ -171,27 +171,35 @@ def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batc
             row["trained"] = is_trained(mdir)
             row["test_metric"], row["test_metric_rows"] = _test_metric(mdir, file)
             rows.append(row)
-    base = next((r for r in rows if r["model"] == "teacher" and r["runtime"] == "pytorch fp32"), rows[0])
-    for r in rows:
-        r["speedup_throughput"] = round(r["throughput_examples_per_second"] / base["throughput_examples_per_second"], 2)
-        r["speedup_latency_p50"] = round(base["latency_ms_p50"] / r["latency_ms_p50"], 2)
-    result = {"config": cfg.source, "device": str(trainer.device), "threads": threads,
-              "settings": {"test_rows": len(trainer.splits.test), "latency_runs": runs, "warmup_runs": WARMUP, "throughput_examples": len(test),
-                           "batch_size": batch_size, "max_length": cfg.data.max_length,
-                           "padding": "fixed" if fixed_padding else "sorted dynamic",
-                           "test_metric": trainer.task.metric, "speedups_relative_to": f"{base['model']} ({base['runtime']})"},
-              "machine": {**machine_info(), "load_average_at_start": load_start},
-              "rows": rows}
+            result = summarize(trainer, rows, runs, len(test), batch_size, fixed_padding, load_start)
+            write_json(trainer.out / f"{results}.json", {**result, "complete": False})  # an interrupted run keeps its rows
     if cache_examples:
         print(f"bench: teacher cache pass over {cache_examples} train examples ...", flush=True)
         result["cache_pass"] = cache_pass(trainer, cache_examples)
-    write_json(trainer.out / f"{results}.json", result)
+    write_json(trainer.out / f"{results}.json", {**result, "complete": True})
     text = markdown(result)
     write_text(trainer.out / f"{results}.md", text + "\n")
     print("\n" + text + "\n")
     plot(rows, trainer.task.metric, trainer.out / f"{results}.png")
     print(f"bench: wrote {trainer.out / f'{results}.json'} and {trainer.out / f'{results}.md'}")
     return result
+
+
+def summarize(trainer, rows: list[dict], runs: int, n_examples: int, batch_size: int, fixed_padding: bool,
+              load_start: list[float]) -> dict:
+    """bench.json's content for the rows measured so far; speedups relative to the teacher's PyTorch row."""
+    base = next((r for r in rows if r["model"] == "teacher" and r["runtime"] == "pytorch fp32"), rows[0])
+    for r in rows:
+        r["speedup_throughput"] = round(r["throughput_examples_per_second"] / base["throughput_examples_per_second"], 2)
+        r["speedup_latency_p50"] = round(base["latency_ms_p50"] / r["latency_ms_p50"], 2)
+    return {"config": trainer.cfg.source, "device": str(trainer.device), "threads": torch.get_num_threads(),
+            "settings": {"test_rows": len(trainer.splits.test), "latency_runs": runs, "warmup_runs": WARMUP,
+                         "throughput_examples": n_examples, "batch_size": batch_size,
+                         "max_length": trainer.cfg.data.max_length,
+                         "padding": "fixed" if fixed_padding else "sorted dynamic", "test_metric": trainer.task.metric,
+                         "speedups_relative_to": f"{base['model']} ({base['runtime']})"},
+            "machine": {**machine_info(), "load_average_at_start": load_start},
+            "rows": rows}
 
 
 def markdown(result: dict) -> str:
