@@ -17,6 +17,7 @@ COMMANDS = {
     "distill": "teacher fine-tuning -> logit cache -> student -> reports -> comparison table",
     "train-teacher": "fine-tune the teacher, select on dev, report on test",
     "cache-logits": "run the trained teacher over train once and cache its logits",
+    "augment": "build (or show) the Tang et al. transfer set of augmented training texts (augment: section)",
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
     "evaluate": "test-set report for --model teacher|student|<student.name>",
     "predict": "predict labels for TEXT... or --input FILE (one text per line)",
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("evaluate", "predict"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
+        if name == "augment":
+            p.add_argument("--show", type=int, default=5, metavar="N", help="print N random augmented examples")
         if name == "predict":
             p.add_argument("texts", nargs="*", metavar="TEXT")
             p.add_argument("--input", help="file with one text per line")
@@ -119,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train_teacher()
         elif args.command == "cache-logits":
             trainer.cache_teacher_logits("train")
+        elif args.command == "augment":
+            from .augment import describe
+            ts = trainer.transfer_set()
+            print(describe(ts, [e.text for e in trainer.splits.train], n_show=args.show))
         elif args.command == "train-student":
             trainer.train_student()
         elif args.command == "evaluate":

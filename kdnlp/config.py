@@ -1,7 +1,8 @@
 """YAML config -> typed, validated dataclasses.
 
 One dataclass per config section, one section per module: `data` -> data.py, `teacher` -> teacher.py,
-`student` -> students/, `distill` -> losses.py, `train` -> trainer.py. Every value can be overridden
+`student` -> students/, `distill` -> losses.py, `augment` -> augment.py,
+`train` -> trainer.py. Every value can be overridden
 from the command line with `--set section.key=value`.
 """
 from __future__ import annotations
@@ -75,6 +76,20 @@ class DistillConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Tang et al. (2019) transfer set (kdnlp/augment.py): perturbed training texts labelled by the teacher."""
+    enabled: bool = False
+    n_samples: int = 20               # synthetic examples drawn per training example (before deduplication)
+    p_mask: float = 0.1               # per word: replace with the mask token
+    p_pos: float = 0.1                # per word: replace with a word of the same POS tag from the training data
+    p_ngram: float = 0.25             # per example: keep only a random n-gram
+    ngram_range: list = field(default_factory=lambda: [1, 5])
+    seed: int = 42                    # fixed apart from train.seed: student seeds share one transfer set
+    max_examples: Optional[int] = None  # cap on originals + augmented (originals are always kept)
+    tagger: str = "auto"              # auto|jieba|nltk|none|module:function
+
+
+@dataclass
 class TrainConfig:
     device: str = "auto"              # auto|cpu|cuda|cuda:N
     seed: int = 42
@@ -91,6 +106,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output_dir: Optional[str] = None  # default saved_dict/<config file stem>
     source: str = "<defaults>"        # the YAML file this came from (not a user key)
@@ -101,7 +117,7 @@ class Config:
 
 
 _SECTION_CLASSES = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
-                    "distill": DistillConfig, "train": TrainConfig}
+                    "distill": DistillConfig, "augment": AugmentConfig, "train": TrainConfig}
 _TOP_KEYS = ["task", "output_dir", *_SECTION_CLASSES]
 
 
@@ -208,6 +224,15 @@ def validate(cfg: Config) -> None:
     need(cfg.distill.alpha + cfg.distill.T > 0, "distill: alpha and T are both 0, so the student has no loss")
     need(cfg.distill.loss in ("mse", "kl"), "distill.loss: use mse or kl")
     need(cfg.distill.temperature > 0, "distill.temperature: must be > 0")
+    a = cfg.augment
+    need(not a.enabled or cfg.task == "classification", "augment: the transfer set is for classification (set augment.enabled: false for ner)")
+    need(a.n_samples >= 1, "augment.n_samples: must be >= 1")
+    for key in ("p_mask", "p_pos", "p_ngram"):
+        need(0 <= getattr(a, key) <= 1, f"augment.{key}: must be a probability in [0, 1]")
+    need(a.p_mask + a.p_pos <= 1, "augment: p_mask + p_pos must be <= 1 (they are exclusive per word)")
+    need(len(a.ngram_range) == 2 and all(isinstance(n, int) for n in a.ngram_range) and 1 <= a.ngram_range[0] <= a.ngram_range[1],
+         "augment.ngram_range: use [min, max] word counts with 1 <= min <= max, e.g. [1, 5]")
+    need(a.max_examples is None or a.max_examples >= 1, "augment.max_examples: must be >= 1")
     for sec in ("teacher", "student"):
         c = getattr(cfg, sec)
         need(c.epochs >= 1, f"{sec}.epochs: must be >= 1")

@@ -3,6 +3,10 @@
 `T` is the weight of the teacher term (the seed's name); the softmax temperature is `temperature`.
 D is MSE between logits (Tang et al. 2019, default) or Hinton's KL between temperature-softened
 distributions multiplied by temperature^2 (so gradients keep their scale as the temperature changes).
+
+Both terms are per-example losses averaged over the batch. Rows whose label is IGNORE (-100) — augmented transfer-set
+examples, which have no gold label — contribute only T * D: total = mean_i(alpha * CE_i * [gold_i] + T * D_i).
+Without such rows this is exactly alpha * mean CE + T * mean D.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import DistillConfig
+from .ner import IGNORE  # -100: no gold label (PyTorch's ignore_index)
 
 
 def teacher_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, loss: str, temperature: float) -> torch.Tensor:
@@ -35,7 +40,8 @@ class DistillLoss:
         total = logits.new_zeros(())
         parts = {}
         if self.cfg.alpha > 0:
-            ce = F.cross_entropy(logits, labels)
+            # sum over gold rows / all rows: an augmented row (label -100) adds no CE but still counts in the mean
+            ce = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum") / max(len(labels), 1)
             total = total + self.cfg.alpha * ce
             parts["ce"] = ce.item()
         if self.cfg.T > 0:

@@ -2,6 +2,7 @@
 
     train_teacher()         fine-tune the teacher, select on dev, save <out>/teacher, report on test
     cache_teacher_logits()  run the saved teacher once over train -> <out>/logits/train.npy (+ manifest)
+    transfer_set()          augment.enabled: Tang et al.'s augmented texts -> <out>/augment/ (labelled via the cache)
     train_student()         alpha * CE + T * D(student, cached teacher logits) -> <out>/student, report on test
     evaluate(name)          test report for <out>/<name>
     run()                   all of the above, then the teacher-vs-student table
@@ -19,9 +20,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .augment import TransferSetStore, load_or_build_transfer_set
 from .cache import LogitCache
 from .config import Config
-from .data import EncodedSplit, Splits
+from .data import EncodedSplit, Example, Splits
 from .errors import UserError
 from .fileio import atomic_dir, dir_size, sha256_file, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
@@ -109,8 +111,9 @@ class Trainer:
         device = device or self.device
         model.eval()
         out, rows = None, None
-        for batch in tqdm(data.eval_batches(batch_size), total=data.n_batches(batch_size),
-                          desc=desc, leave=False, disable=None):
+        bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None)  # examples/s, not batches/s
+        for batch in data.eval_batches(batch_size):
+            bar.update(len(batch["index"]))
             with (self._autocast() if device.type == "cuda" else nullcontext()):
                 logits = model(input_ids=batch["input_ids"].to(device),
                                attention_mask=batch["attention_mask"].to(device)).logits
@@ -124,6 +127,7 @@ class Trainer:
             if out is None:
                 out = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
             out[batch["index"].numpy()] = logits
+        bar.close()
         if rows is not None:
             return TokenLogits.from_rows(rows, model.config.num_labels)
         return out
@@ -140,11 +144,14 @@ class Trainer:
             (tmp / "train_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
     def fit(self, model, tokenizer, loss_fn, hp, save_dir: Path, name: str,
-            teacher_logits: np.ndarray | None = None) -> dict:
-        """Train `model` with `loss_fn`, evaluate dev each epoch (and every eval_every steps), keep the best."""
+            teacher_logits: np.ndarray | None = None, train_examples: list | None = None) -> dict:
+        """Train `model` with `loss_fn`, evaluate dev each epoch (and every eval_every steps), keep the best.
+
+        `train_examples` (default: the train split) is what the student sees: the transfer set when augmenting;
+        row i of `teacher_logits` belongs to train_examples[i]."""
         cfg, splits = self.cfg, self.splits
         seed_everything(cfg.train.seed)
-        train = self.task.encode(splits.train, tokenizer, cfg.data.max_length)
+        train = self.task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
         dev = self.task.encode(splits.dev, tokenizer, cfg.data.max_length)
         model.to(self.device)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
@@ -266,16 +273,20 @@ class Trainer:
         vocab = next((tdir / f for f in ("tokenizer.json", "vocab.txt") if (tdir / f).is_file()), None)
         return {
             "teacher_weights_sha256": sha256_file(weights) if weights else None,
-            "data_sha256": self.splits.fingerprint(split),
+            "data_sha256": self.splits.fingerprint(split) if hasattr(self.splits, split) else None,
             "tokenizer_sha256": sha256_file(vocab) if vocab else None,
             "max_length": self.cfg.data.max_length,
         }
 
-    def cache_teacher_logits(self, split: str = "train") -> np.ndarray:
+    def cache_teacher_logits(self, split: str = "train", examples: list | None = None,
+                             data_sha256: str | None = None) -> np.ndarray:
+        """Teacher logits for a split (or for `examples`, e.g. the augmented texts, identified by `data_sha256`)."""
         tdir = self.out / "teacher"
         model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
         self._check_labels(labels, tdir)
         fingerprint = self._cache_fingerprint(tdir, split)
+        if examples is not None:
+            fingerprint["data_sha256"] = data_sha256
         cache = LogitCache(self.out / "logits", split)
         logits = cache.load(fingerprint)
         if logits is not None:
@@ -283,7 +294,8 @@ class Trainer:
             return logits
         print(f"logit cache: computing teacher logits for {split} ({cache.status})")
         model.to(self.device)
-        data = self.task.encode(getattr(self.splits, split), tokenizer, self.cfg.data.max_length)
+        data = self.task.encode(examples if examples is not None else getattr(self.splits, split),
+                                tokenizer, self.cfg.data.max_length)
         t0 = time.perf_counter()
         logits = self.predict_logits(model, data, self.cfg.teacher.batch_size * 2, desc=f"teacher logits ({split})")
         seconds = time.perf_counter() - t0
@@ -293,14 +305,36 @@ class Trainer:
 
     # ------------------------------------------------------------ student
 
+    # ------------------------------------------------------------ transfer set (Tang et al. augmentation)
+
+    def transfer_set(self):
+        """The augmented texts for this config's train split: stored in <out>/augment/, rebuilt when stale."""
+        mask = getattr(self.teacher_tokenizer(), "mask_token", None) or "[MASK]"
+        return load_or_build_transfer_set([e.text for e in self.splits.train], self.cfg.augment, mask, self.out / "augment")
+
+    def _augmented(self) -> tuple[list, np.ndarray]:
+        """Augmented examples (label IGNORE: no gold) and their cached teacher logits."""
+        ts = self.transfer_set()
+        examples = [Example(t, IGNORE) for t in ts.texts]
+        sha = TransferSetStore(self.out / "augment").content_hash()
+        return examples, self.cache_teacher_logits("augment", examples, data_sha256=sha)
+
+    # ------------------------------------------------------------ student
+
     def train_student(self) -> dict:
         cfg = self.cfg
         loss_fn = DistillLoss(cfg.distill)
-        teacher_logits = None
+        teacher_logits, train_examples = None, None
         if loss_fn.needs_teacher:
             teacher_logits = self.cache_teacher_logits("train")
+            if cfg.augment.enabled:  # originals get alpha*CE + T*D, augmented rows T*D only (label IGNORE)
+                augmented, aug_logits = self._augmented()
+                train_examples = list(self.splits.train) + augmented
+                teacher_logits = np.concatenate([teacher_logits, aug_logits])
+                print(f"transfer set: {len(self.splits.train)} originals + {len(augmented)} augmented examples")
         else:
-            print("student alone: distill.T = 0, so no teacher logits are computed or used")
+            print("student alone: distill.T = 0, so no teacher logits are computed or used"
+                  + (" (and no augmented examples: they only carry the teacher term)" if cfg.augment.enabled else ""))
         ctx = StudentContext(labels=self.splits.labels, train_texts=[e.text for e in self.splits.train],
                              teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher)
         seed_everything(cfg.train.seed)  # the student's initialisation
@@ -309,7 +343,7 @@ class Trainer:
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
               f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}")
         name = cfg.student.name
-        self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits)
+        self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits, train_examples)
         return self.evaluate(name)
 
     # ------------------------------------------------------------ evaluation
