@@ -32,6 +32,8 @@ class DataConfig:
     max_length: int = 128
     dev_ratio: float = 0.1
     max_train_examples: Optional[int] = None  # stratified subsample of train (benchmarks on a CPU)
+    seed: int = 42                    # dev carving and subsampling; apart from train.seed so that several
+                                      # student seeds share one split, one logit cache and one transfer set
 
 
 @dataclass

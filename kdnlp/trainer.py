@@ -86,7 +86,7 @@ class Trainer:
     @property
     def splits(self) -> Splits:
         if self._splits is None:
-            self._splits = self.task.load_splits(self.cfg.data, self.cfg.train.seed)
+            self._splits = self.task.load_splits(self.cfg.data, self.cfg.data.seed)
             s = self._splits
             print(f"data: {len(s.train)} train / {len(s.dev)} dev ({s.dev_source}) / {len(s.test)} test, "
                   f"{len(s.labels)} {'tags' if self.cfg.task == 'ner' else 'classes'}")

@@ -43,7 +43,7 @@ def test_cache_invalidation(trained, capsys, change, reason):
     path, trainer, logits = trained
     overrides = []
     if change == "data":
-        overrides = ["train.seed=7"]  # a different dev carve -> different train rows
+        overrides = ["data.seed=7"]  # a different dev carve -> different train rows
     elif change == "max_length":
         overrides = ["data.max_length=16"]
     else:
@@ -57,6 +57,15 @@ def test_cache_invalidation(trained, capsys, change, reason):
     out = capsys.readouterr().out
     assert f"stale: {reason} changed" in out
     assert fresh.shape[1] == 2
+
+
+def test_student_seed_keeps_the_split_and_the_cache(trained, capsys):
+    path, trainer, logits = trained
+    capsys.readouterr()
+    other = Trainer(load_config(path, ["train.seed=7"]))  # a student seed: same data split, same cache
+    assert [e.text for e in other.splits.train] == [e.text for e in trainer.splits.train]
+    np.testing.assert_array_equal(other.cache_teacher_logits(), logits)
+    assert "reusing" in capsys.readouterr().out
 
 
 def test_corrupt_cache_is_rebuilt(trained, capsys):
