@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("evaluate", "predict"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
+        if name in ("distill", "train-teacher", "train-student"):
+            p.add_argument("--resume", action="store_true",
+                           help="continue interrupted training from its last completed epoch (<output_dir>/<name>.resume)")
         if name == "predict":
             p.add_argument("texts", nargs="*", metavar="TEXT")
             p.add_argument("--input", help="file with one text per line")
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         from .config import load_config
         from .trainer import Trainer
         cfg = load_config(args.config, _overrides(args))
-        trainer = Trainer(cfg)
+        trainer = Trainer(cfg, resume=getattr(args, "resume", False))
         if args.command == "distill":
             trainer.run()
         elif args.command == "train-teacher":
@@ -137,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kdnlp: error: {where}{e.strerror or e}; check the path and its permissions / free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("kdnlp: interrupted", file=sys.stderr)
+        resumable = args.command in ("distill", "train-teacher", "train-student")
+        print("kdnlp: interrupted" + ("; the last completed epoch is saved: rerun the same command with --resume "
+                                      "to continue" if resumable else ""), file=sys.stderr)
         return 130
     return 0
 
