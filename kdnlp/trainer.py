@@ -35,6 +35,7 @@ from .vocab import build_vocab_file
 
 LABELS_FILE = "labels.txt"
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def pick_device(spec: str) -> torch.device:
@@ -53,20 +54,26 @@ def seed_everything(seed: int) -> None:
 
 def load_model_dir(path: Path, task: str = "classification"):
     """(model, tokenizer, labels) from a directory written by this Trainer; plain transformers loading."""
+    from transformers import AutoConfig
+
     from .students.bilstm import WordTokenizer
     recover_dir(path)  # a save killed between its two renames
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
     if (problem := check_manifest(path)) is not None:
         raise UserError(f"{path}: checkpoint is damaged ({problem}); retrain it")
+    if not (path / LABELS_FILE).is_file():
+        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
+    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+    num_labels = AutoConfig.from_pretrained(str(path)).num_labels
+    if num_labels != len(labels):
+        raise UserError(f"{path}: config.json has num_labels={num_labels} but {LABELS_FILE} lists "
+                        f"{len(labels)} labels; the directory was mixed from two models, retrain it")
     model = auto_class(task).from_pretrained(str(path))
     if (path / WordTokenizer.VOCAB_FILE).is_file():
         tokenizer = WordTokenizer.from_pretrained(path)
     else:
         tokenizer = load_tokenizer(path)
-    if not (path / LABELS_FILE).is_file():
-        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
-    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
     return model, tokenizer, labels
 
 
@@ -276,11 +283,12 @@ class Trainer:
 
     def _cache_fingerprint(self, tdir: Path, split: str) -> dict:
         weights = next((tdir / w for w in WEIGHT_NAMES if (tdir / w).is_file()), None)
-        vocab = next((tdir / f for f in ("tokenizer.json", "vocab.txt") if (tdir / f).is_file()), None)
+        # every file that shapes tokenisation (vocabulary, merges, lower-casing and special-token settings)
+        tok_files = [tdir / f for f in TOKENIZER_FILES if (tdir / f).is_file()]
         return {
             "teacher_weights_sha256": sha256_file(weights) if weights else None,
             "data_sha256": self.splits.fingerprint(split),
-            "tokenizer_sha256": sha256_file(vocab) if vocab else None,
+            "tokenizer_sha256": ",".join(sha256_file(f) for f in tok_files) or None,
             "max_length": self.cfg.data.max_length,
         }
 
