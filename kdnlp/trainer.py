@@ -35,7 +35,6 @@ from .vocab import build_vocab_file
 
 LABELS_FILE = "labels.txt"
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def pick_device(spec: str) -> torch.device:
@@ -283,12 +282,11 @@ class Trainer:
 
     def _cache_fingerprint(self, tdir: Path, split: str) -> dict:
         weights = next((tdir / w for w in WEIGHT_NAMES if (tdir / w).is_file()), None)
-        # every file that shapes tokenisation (vocabulary, merges, lower-casing and special-token settings)
-        tok_files = [tdir / f for f in TOKENIZER_FILES if (tdir / f).is_file()]
+        vocab = next((tdir / f for f in ("tokenizer.json", "vocab.txt") if (tdir / f).is_file()), None)
         return {
             "teacher_weights_sha256": sha256_file(weights) if weights else None,
             "data_sha256": self.splits.fingerprint(split),
-            "tokenizer_sha256": ",".join(sha256_file(f) for f in tok_files) or None,
+            "tokenizer_sha256": sha256_file(vocab) if vocab else None,
             "max_length": self.cfg.data.max_length,
         }
 
