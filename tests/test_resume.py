@@ -136,3 +136,16 @@ def test_truncated_checkpoint_is_detected(write_config, tmp_path, capsys):
     assert main(["evaluate", "--config", cfg, "--model", "student"]) == 2
     err = capsys.readouterr().err
     assert "student: checkpoint is damaged (model.safetensors has" in err and "retrain it" in err
+
+
+def test_two_seeded_distill_runs_give_identical_metrics(write_config, tmp_path):
+    """Determinism on CPU: teacher, logit cache and distilled student are the same to the last bit."""
+    cfg = str(write_config({"teacher": {"epochs": 1}, "student": {"epochs": 2}}))
+    for run in ("a", "b"):
+        assert main(["distill", "--config", cfg, "--output-dir", str(tmp_path / run)]) == 0
+    for name in ("teacher", "student"):
+        assert _log(tmp_path / "a", name) == _log(tmp_path / "b", name)
+        assert _report(tmp_path / "a", name) == _report(tmp_path / "b", name)
+        wa, wb = _weights(tmp_path / "a", name), _weights(tmp_path / "b", name)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert (tmp_path / "a" / "logits" / "train.npy").read_bytes() == (tmp_path / "b" / "logits" / "train.npy").read_bytes()
