@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         resumable = args.command in ("distill", "train-teacher", "train-student")
-        print("kdnlp: interrupted" + ("; the last completed epoch is saved: rerun the same command with --resume "
-                                      "to continue" if resumable else ""), file=sys.stderr)
+        print("kdnlp: interrupted" + ("; rerun the same command with --resume to continue from the last completed "
+                                      "epoch" if resumable else ""), file=sys.stderr)
         return 130
     return 0
 

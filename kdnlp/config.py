@@ -197,8 +197,9 @@ def validate(cfg: Config) -> None:
     need(cfg.data.max_train_examples is None or cfg.data.max_train_examples > 0, "data.max_train_examples: must be > 0")
     from .students import STUDENTS  # local import: students import torch
     need(cfg.student.type in STUDENTS, f"student.type: '{cfg.student.type}' is unknown{_closest(cfg.student.type, list(STUDENTS))}")
-    need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None and cfg.student.name not in ("teacher", "logits"),
-         "student.name: use a folder name like student or bilstm_alone (not teacher or logits)")
+    need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None and cfg.student.name not in ("teacher", "logits")
+         and not cfg.student.name.endswith(".resume"),  # <name>.resume holds a run's resume state
+         "student.name: use a folder name like student or bilstm_alone (not teacher or logits, no .resume)")
     need(cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
     sel = cfg.student.layer_selection
     need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),

@@ -100,6 +100,8 @@ CASES = {
     "alpha < 0": (lambda t, w, b: ("train-student", w(), ["--alpha", "-1"]), "distill.alpha: must be >= 0"),
     "temperature <= 0": (lambda t, w, b: ("train-student", w(), ["--temperature", "0"]),
                          "distill.temperature: must be > 0"),
+    "student.name clashes with a resume dir": (lambda t, w, b: ("train-student", w(), ["--set", "student.name=teacher.resume"]),
+                                                "student.name: use a folder name like student"),
     "--set without =": (lambda t, w, b: ("train-teacher", w(), ["--set", "student.epochs"]),
                         "--set student.epochs: expected section.key=value"),
     "num_layers > teacher layers": (lambda t, w, b: _with_teacher(t, b, "train-student", w(
