@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train-teacher":
             trainer.train_teacher()
         elif args.command == "cache-logits":
-            trainer.cache_teacher_logits("train")
+            trainer.teacher_logits("train")
         elif args.command == "augment":
             from .augment import describe
             ts = trainer.transfer_set()

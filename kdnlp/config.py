@@ -62,6 +62,13 @@ class StudentConfig:
     # bert
     num_layers: int = 6
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
+    # theseus: successor layers replace blocks of teacher layers with probability replacing_rate
+    replacing_rate: float = 0.5       # constant p, or p0 of the linear schedule (p0 -> 1 over training)
+    replacing_schedule: str = "constant"  # constant|linear
+    successor_epochs: Optional[int] = None  # then the successor is fine-tuned alone (default: epochs; 0 = skip)
+    # fastbert: a classifier branch after every layer, self-distilled from the final classifier
+    branch_epochs: int = 2            # epochs of branch training, after the backbone's `epochs`
+    speed: float = 0.5                # exit when a branch's normalized entropy is below this (0 = never exit)
     # both
     epochs: int = 10
     lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-5 for bert
@@ -76,6 +83,15 @@ class DistillConfig:
     T: float = 1.0                    # weight of the teacher term (NOT the temperature)
     loss: str = "mse"                 # mse (on logits, Tang et al.) | kl (Hinton, x temperature^2)
     temperature: float = 1.0          # softmax temperature for loss: kl
+    # schedules: None = constant; a value = linear from the key above (first step) to this (last step)
+    alpha_end: Optional[float] = None
+    T_end: Optional[float] = None
+    temperature_end: Optional[float] = None
+    # several teachers: their logits are averaged (directories of fine-tuned teachers; `teacher` = this run's own)
+    teachers: Optional[list] = None
+    # intermediate-layer distillation (BERT students): a preset (uniform|tinybert|distilbert) or a list of
+    # {teacher_layer, student_layer, feature: hidden|attention|embedding, loss: mse|cosine, weight}
+    intermediate: Union[str, list, None] = None
 
 
 @dataclass
@@ -198,7 +214,7 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
         cfg.output_dir = str(Path("saved_dict") / stem)
     validate(cfg)
     if cfg.student.lr is None:  # type-dependent default
-        cfg.student.lr = 5e-5 if cfg.student.type == "bert" else 1e-3
+        cfg.student.lr = 1e-3 if cfg.student.type == "bilstm" else 5e-5
     return cfg
 
 
@@ -228,9 +244,11 @@ def validate(cfg: Config) -> None:
          "student.layer_selection: use first|alternate or a list of teacher layer indices, e.g. [0, 5, 11]")
     need(cfg.distill.alpha >= 0, "distill.alpha: must be >= 0")
     need(cfg.distill.T >= 0, "distill.T: must be >= 0 (it is the teacher-term weight; the temperature is distill.temperature)")
-    need(cfg.distill.alpha + cfg.distill.T > 0, "distill: alpha and T are both 0, so the student has no loss")
+    need(cfg.distill.alpha + cfg.distill.T > 0 or cfg.distill.intermediate is not None,
+         "distill: alpha and T are both 0, so the student has no loss")
     need(cfg.distill.loss in ("mse", "kl"), "distill.loss: use mse or kl")
     need(cfg.distill.temperature > 0, "distill.temperature: must be > 0")
+    validate_methods(cfg, need)
     a = cfg.augment
     need(not a.enabled or cfg.task == "classification", "augment: the transfer set is for classification (set augment.enabled: false for ner)")
     need(a.n_samples >= 1, "augment.n_samples: must be >= 1")
@@ -253,6 +271,28 @@ def validate(cfg: Config) -> None:
     if cfg.teacher.pretrained is None:
         need(cfg.teacher.config is not None and cfg.teacher.vocab is not None,
              "teacher: with pretrained: null, set teacher.config (BertConfig fields) and teacher.vocab (vocab.txt or 'build')")
+
+
+def validate_methods(cfg: Config, need) -> None:
+    """distill schedules / teachers / intermediate, and the theseus / fastbert student keys."""
+    d, st = cfg.distill, cfg.student
+    for key in ("alpha_end", "T_end"):
+        need(getattr(d, key) is None or getattr(d, key) >= 0, f"distill.{key}: must be >= 0")
+    need(d.temperature_end is None or d.temperature_end > 0, "distill.temperature_end: must be > 0")
+    need(d.teachers is None or (len(d.teachers) >= 1 and all(isinstance(t, str) and t for t in d.teachers)),
+         "distill.teachers: use a list of fine-tuned teacher directories, e.g. [teacher, saved_dict/other/teacher]")
+    if d.intermediate is not None:
+        from .intermediate import check_intermediate  # local import: it imports torch
+        problem = check_intermediate(d.intermediate)
+        need(problem is None, f"distill.intermediate: {problem}")
+        need(st.type == "bert", "distill.intermediate: needs student.type: bert (a truncated teacher with hidden states to match)")
+    need(0 <= st.replacing_rate <= 1, "student.replacing_rate: must be a probability in [0, 1]")
+    need(st.replacing_schedule in ("constant", "linear"), "student.replacing_schedule: use constant or linear")
+    need(st.successor_epochs is None or st.successor_epochs >= 0, "student.successor_epochs: must be >= 0")
+    need(st.branch_epochs >= 1, "student.branch_epochs: must be >= 1")
+    need(0 <= st.speed <= 1, "student.speed: must be in [0, 1] (normalized entropy; 0 = never exit early)")
+    need(st.type not in ("theseus", "fastbert") or cfg.task == "classification",
+         f"student.type: {st.type} is for classification (task: ner is not supported)")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

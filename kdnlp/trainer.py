@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -76,6 +77,16 @@ def load_model_dir(path: Path, task: str = "classification"):
     else:
         tokenizer = load_tokenizer(path)
     return model, tokenizer, labels
+
+
+def average_logits(each: list, names: list[str]):
+    """Mean of several teachers' logits (arrays, or NER TokenLogits over the same valid positions)."""
+    if isinstance(each[0], TokenLogits):
+        if any(not np.array_equal(e.offsets, each[0].offsets) for e in each):
+            raise UserError(f"distill.teachers: {names} label different token positions (different tokenizers or "
+                            f"max_length); NER teachers must share a tokenizer to be averaged")
+        return TokenLogits(np.mean([e.flat for e in each], axis=0).astype(np.float32), each[0].offsets)
+    return np.mean(each, axis=0).astype(np.float32)
 
 
 class Trainer:
@@ -168,6 +179,11 @@ class Trainer:
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
                   {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0}]
+        # loss-side parameters (e.g. intermediate distillation's projections): trained here, resumed, never saved
+        extra = getattr(loss_fn, "extra_module", None)
+        if extra is not None:
+            extra.to(self.device)
+            params.append({"params": list(extra.parameters()), "weight_decay": 0.0})
         optimizer = torch.optim.AdamW(params, lr=hp.lr)
         total_steps = hp.epochs * train.n_batches(hp.batch_size)
         warmup = int(hp.warmup_ratio * total_steps)
@@ -179,7 +195,7 @@ class Trainer:
         if self.resume and (done := resume.finished_run(save_dir)) is not None:
             print(f"resume: {name} already finished ({save_dir / 'train_log.json'}); not training it again")
             return done
-        first_epoch = resume.begin(self.resume, model, optimizer, scheduler, rng, state)
+        first_epoch = resume.begin(self.resume, model, optimizer, scheduler, rng, state, extra)
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
@@ -208,13 +224,20 @@ class Trainer:
                 if teacher_logits is not None:  # rows by example index: shuffling-safe
                     tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)  # np or TokenLogits
                 labels = batch["labels"].to(self.device)
+                if hasattr(loss_fn, "start_step"):  # schedules (temperature, weights, Theseus replacement rate)
+                    loss_fn.start_step(state["step"], total_steps)
+                inputs = {"input_ids": batch["input_ids"].to(self.device),
+                          "attention_mask": batch["attention_mask"].to(self.device)}
                 with self._autocast():
-                    logits = model(input_ids=batch["input_ids"].to(self.device),
-                                   attention_mask=batch["attention_mask"].to(self.device)).logits
+                    outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
+                logits = outputs.logits
                 if logits.dim() == 3:  # token classification: only labelled positions count, in row order
                     valid = labels != IGNORE
                     logits, labels = logits[valid], labels[valid]
-                loss, parts = loss_fn(logits, labels, tl)
+                if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
+                    loss, parts = loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
+                else:
+                    loss, parts = loss_fn(logits, labels, tl)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
                 optimizer.step()
@@ -236,7 +259,7 @@ class Trainer:
                   f"({seen / epoch_seconds:.0f} examples/s)")
             if stop or evaluate_dev(epoch):
                 break
-            resume.save(model, optimizer, scheduler, rng, state, next_epoch=epoch + 1)
+            resume.save(model, optimizer, scheduler, rng, state, next_epoch=epoch + 1, extra=extra)
         write_json(save_dir / "train_log.json", state)
         resume.clear()
         return state
@@ -298,15 +321,18 @@ class Trainer:
         }
 
     def cache_teacher_logits(self, split: str = "train", examples: list | None = None,
-                             data_sha256: str | None = None) -> np.ndarray:
-        """Teacher logits for a split (or for `examples`, e.g. the augmented texts, identified by `data_sha256`)."""
-        tdir = self.out / "teacher"
+                             data_sha256: str | None = None, teacher_dir: Path | None = None) -> np.ndarray:
+        """Teacher logits for a split (or for `examples`, e.g. the augmented texts, identified by `data_sha256`).
+
+        `teacher_dir`: another fine-tuned teacher (distill.teachers); its cache is <out>/logits/<split>.<hash>."""
+        tdir = teacher_dir or self.out / "teacher"
         model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
         self._check_labels(labels, tdir)
         fingerprint = self._cache_fingerprint(tdir, split)
         if examples is not None:
             fingerprint["data_sha256"] = data_sha256
-        cache = LogitCache(self.out / "logits", split)
+        cache_name = split if teacher_dir is None else f"{split}.{hashlib.sha256(str(Path(tdir).resolve()).encode()).hexdigest()[:10]}"
+        cache = LogitCache(self.out / "logits", cache_name)
         logits = cache.load(fingerprint)
         if logits is not None:
             print(f"logit cache: reusing {cache.array_path} (fingerprint matches)")
@@ -322,7 +348,18 @@ class Trainer:
         print(f"logit cache: {len(data)} rows in {seconds:.1f}s ({len(data) / seconds:.0f} examples/s) -> {cache.array_path}")
         return logits
 
-    # ------------------------------------------------------------ student
+    def teacher_logits(self, split: str = "train", examples: list | None = None,
+                       data_sha256: str | None = None) -> np.ndarray:
+        """The cached logits of this run's teacher, or the average over distill.teachers (multi-teacher KD)."""
+        dirs = self.cfg.distill.teachers
+        if not dirs:
+            return self.cache_teacher_logits(split, examples, data_sha256)
+        own = (self.out / "teacher").resolve()
+        each = [self.cache_teacher_logits(split, examples, data_sha256,
+                                          None if (self.out / "teacher" if d == "teacher" else Path(d)).resolve() == own
+                                          else Path(d)) for d in dirs]
+        print(f"teachers: averaging the logits of {len(each)} teachers ({', '.join(dirs)})")
+        return average_logits(each, dirs)
 
     # ------------------------------------------------------------ transfer set (Tang et al. augmentation)
 
@@ -336,7 +373,7 @@ class Trainer:
         ts = self.transfer_set()
         examples = [Example(t, IGNORE) for t in ts.texts]
         sha = TransferSetStore(self.out / "augment").content_hash()
-        return examples, self.cache_teacher_logits("augment", examples, data_sha256=sha)
+        return examples, self.teacher_logits("augment", examples, data_sha256=sha)
 
     # ------------------------------------------------------------ student
 
@@ -345,7 +382,7 @@ class Trainer:
         loss_fn = DistillLoss(cfg.distill)
         teacher_logits, train_examples = None, None
         if loss_fn.needs_teacher:
-            teacher_logits = self.cache_teacher_logits("train")
+            teacher_logits = self.teacher_logits("train")
             if cfg.augment.enabled:  # originals get alpha*CE + T*D, augmented rows T*D only (label IGNORE)
                 augmented, aug_logits = self._augmented()
                 train_examples = list(self.splits.train) + augmented
