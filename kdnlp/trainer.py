@@ -31,7 +31,8 @@ from .fileio import atomic_dir, check_manifest, dir_size, recover_dir, sha256_fi
 from .losses import DistillLoss, cross_entropy_loss
 from .ner import IGNORE, TokenLogits
 from .report import comparison_table
-from .students import STUDENTS, StudentContext
+from .intermediate import IntermediateDistiller
+from .students import STAGED_TRAINING, STUDENTS, StudentContext
 from .tasks import TASKS, auto_class
 from .teacher import build_random_teacher, load_pretrained_teacher, load_tokenizer, resolve_pretrained
 from .vocab import build_vocab_file
@@ -397,9 +398,16 @@ class Trainer:
         model, tokenizer = STUDENTS[cfg.student.type](cfg, ctx)
         hp = cfg.student
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
-              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}")
+              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}"
+              + (f" + intermediate ({cfg.distill.intermediate if isinstance(cfg.distill.intermediate, str) else 'list'})"
+                 if cfg.distill.intermediate else ""))
+        if cfg.distill.intermediate:
+            loss_fn = IntermediateDistiller(loss_fn, self.fine_tuned_teacher(), model, cfg.distill.intermediate)
         name = cfg.student.name
-        self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits, train_examples)
+        if cfg.student.type in STAGED_TRAINING:  # students with training stages of their own (theseus, fastbert)
+            STAGED_TRAINING[cfg.student.type](self, model, tokenizer, loss_fn, teacher_logits, train_examples)
+        else:
+            self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits, train_examples)
         return self.evaluate(name)
 
     # ------------------------------------------------------------ evaluation

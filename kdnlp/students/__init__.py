@@ -23,3 +23,7 @@ STUDENTS: dict[str, Callable] = {
     "bilstm": bilstm.build,
     "bert": truncated_bert.build,
 }
+
+# Students whose training has stages of their own: fit(trainer, model, tokenizer, loss_fn, teacher_logits,
+# train_examples) runs Trainer.fit once per stage and leaves the final model in <output_dir>/<student.name>.
+STAGED_TRAINING: dict[str, Callable] = {}
