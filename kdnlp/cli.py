@@ -21,6 +21,7 @@ COMMANDS = {
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
     "evaluate": "test-set report for --model teacher|student|<student.name>",
     "predict": "predict labels for TEXT... or --input FILE (one text per line)",
+    "fastbert-speeds": "FastBERT student: test accuracy, examples/s and mean layers for each --speeds value",
 }
 
 
@@ -41,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        if name in ("evaluate", "predict"):
+        if name == "fastbert-speeds":
+            p.add_argument("--speeds", default="0,0.1,0.3,0.5,0.8", help="comma-separated exit thresholds")
+        if name in ("evaluate", "predict", "fastbert-speeds"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
         if name == "augment":
@@ -106,6 +109,16 @@ def _predict(trainer, args) -> None:
             print(f"{labels[k]}\t{p[k]:.4f}\t{text}")
 
 
+def _speeds(text: str) -> list[float]:
+    try:
+        speeds = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--speeds {text}: use comma-separated numbers in [0, 1], e.g. 0,0.1,0.5") from None
+    if not speeds or not all(0 <= s <= 1 for s in speeds):
+        raise UserError(f"--speeds {text}: use comma-separated numbers in [0, 1], e.g. 0,0.1,0.5")
+    return speeds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -135,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             trainer.evaluate(args.model)
         elif args.command == "predict":
             _predict(trainer, args)
+        elif args.command == "fastbert-speeds":
+            trainer.fastbert_speeds(args.model, _speeds(args.speeds))
     except UserError as e:
         if args.debug:
             raise

@@ -441,6 +441,22 @@ class Trainer:
         write_json(mdir / "report.json", report)
         return report
 
+    def fastbert_speeds(self, name: str, speeds: list[float]) -> list[dict]:
+        """FastBERT early exit on test at several speeds -> printed table + <out>/<name>/speeds.json."""
+        from .students.fastbert import FastBertForSequenceClassification, measure_speeds, speeds_table
+        mdir = self.out / name
+        model, tokenizer, labels = load_model_dir(mdir, self.cfg.task)
+        if not isinstance(model, FastBertForSequenceClassification):
+            raise UserError(f"{mdir}: not a FastBERT model (train one with student.type: fastbert)")
+        self._check_labels(labels, mdir)
+        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length)
+        rows = measure_speeds(model, test, speeds, batch_size=64, device=self.device)
+        print(f"\n{name} on test ({len(test)} examples, batch 64, {self.device}, {torch.get_num_threads()} threads):\n"
+              f"{speeds_table(rows, model.config.num_hidden_layers)}\n")
+        write_json(mdir / "speeds.json", {"model": name, "device": str(self.device), "batch_size": 64,
+                                          "torch_threads": torch.get_num_threads(), "rows": rows})
+        return rows
+
     def run(self) -> str:
         teacher = self.train_teacher()
         student = self.train_student()
