@@ -21,6 +21,7 @@ COMMANDS = {
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
     "evaluate": "test-set report for --model teacher|student|<student.name>",
     "predict": "predict labels for TEXT... or --input FILE (one text per line)",
+    "pretrain": "masked-LM pretraining of the teacher on --corpus FILE... -> <output_dir>/pretrained",
     "fastbert-speeds": "FastBERT student: test accuracy, examples/s and mean layers for each --speeds value",
 }
 
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        if name == "pretrain":
+            p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="text files, one text per line")
         if name == "fastbert-speeds":
             p.add_argument("--speeds", default="0,0.1,0.3,0.5,0.8", help="comma-separated exit thresholds")
         if name in ("evaluate", "predict", "fastbert-speeds"):
@@ -148,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             trainer.evaluate(args.model)
         elif args.command == "predict":
             _predict(trainer, args)
+        elif args.command == "pretrain":
+            from .pretrain import pretrain
+            pretrain(trainer, args.corpus)
         elif args.command == "fastbert-speeds":
             trainer.fastbert_speeds(args.model, _speeds(args.speeds))
     except UserError as e:

@@ -109,6 +109,19 @@ class AugmentConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """`kdnlp pretrain` (kdnlp/pretrain.py): masked-LM pretraining of the teacher on --corpus files."""
+    epochs: int = 1
+    lr: float = 1e-4
+    batch_size: int = 32
+    mask_prob: float = 0.15
+    whole_word_mask: bool = False     # mask whole words (jieba for Chinese, ## pieces otherwise)
+    max_lines: Optional[int] = None   # use only the first N corpus lines
+    output: str = "pretrained"        # <output_dir>/<output>; point teacher.pretrained at it
+    seed: int = 42
+
+
+@dataclass
 class TrainConfig:
     device: str = "auto"              # auto|cpu|cuda|cuda:N
     seed: int = 42
@@ -126,6 +139,7 @@ class Config:
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output_dir: Optional[str] = None  # default saved_dict/<config file stem>
     source: str = "<defaults>"        # the YAML file this came from (not a user key)
@@ -136,7 +150,8 @@ class Config:
 
 
 _SECTION_CLASSES = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
-                    "distill": DistillConfig, "augment": AugmentConfig, "train": TrainConfig}
+                    "distill": DistillConfig, "augment": AugmentConfig, "pretrain": PretrainConfig,
+                    "train": TrainConfig}
 _TOP_KEYS = ["task", "output_dir", *_SECTION_CLASSES]
 
 
@@ -290,6 +305,12 @@ def validate_methods(cfg: Config, need) -> None:
     need(st.replacing_schedule in ("constant", "linear"), "student.replacing_schedule: use constant or linear")
     need(st.successor_epochs is None or st.successor_epochs >= 0, "student.successor_epochs: must be >= 0")
     need(st.branch_epochs >= 1, "student.branch_epochs: must be >= 1")
+    pt = cfg.pretrain
+    need(pt.epochs >= 1 and pt.batch_size >= 1 and pt.lr > 0, "pretrain: epochs and batch_size must be >= 1, lr > 0")
+    need(0 < pt.mask_prob < 1, "pretrain.mask_prob: must be in (0, 1)")
+    need(pt.max_lines is None or pt.max_lines >= 1, "pretrain.max_lines: must be >= 1")
+    need(re.fullmatch(r"[A-Za-z0-9_.-]+", pt.output) is not None and pt.output not in ("teacher", "logits", "augment"),
+         "pretrain.output: use a folder name like pretrained")
     need(0 <= st.speed <= 1, "student.speed: must be in [0, 1] (normalized entropy; 0 = never exit early)")
     need(st.type not in ("theseus", "fastbert") or cfg.task == "classification",
          f"student.type: {st.type} is for classification (task: ner is not supported)")
