@@ -156,30 +156,30 @@ class Trainer:
         params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
                   {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(params, lr=hp.lr)
-        acc, accum = self.accelerator, cfg.train.grad_accum
-        world = acc.num_processes
+        accelerator, accum = self.accelerator, cfg.train.grad_accum
+        world = accelerator.num_processes
         total_steps = hp.epochs * math.ceil(math.ceil(train.n_batches(hp.batch_size) / world) / accum)
         warmup = int(hp.warmup_ratio * total_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
         rng = random.Random(cfg.train.seed)
         raw_model = model  # saved and evaluated; `model` becomes the DDP wrapper with several processes
-        model, optimizer = acc.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
+        model, optimizer = accelerator.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
         state = {"metric": self.task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
-            score = self.task.score(self.predict_logits(raw_model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
-            improved = score > state["best_dev"]
-            state["history"].append({"epoch": epoch, "step": state["step"], "dev": score})
+            acc = self.task.score(self.predict_logits(raw_model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
+            improved = acc > state["best_dev"]
+            state["history"].append({"epoch": epoch, "step": state["step"], "dev": acc})
             if improved:
-                state.update(best_dev=score, best_step=state["step"], bad_evals=0)
+                state.update(best_dev=acc, best_step=state["step"], bad_evals=0)
                 if self.is_main:
                     self._save(raw_model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
             else:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
-            print(f"{name} epoch {epoch} step {state['step']}: dev {self.task.metric} {score:.4f}{note}")
+            print(f"{name} epoch {epoch} step {state['step']}: dev {self.task.metric} {acc:.4f}{note}")
             model.train()
             return state["bad_evals"] >= cfg.train.patience
 
@@ -191,7 +191,7 @@ class Trainer:
             # Every process draws the same seeded batch list and trains on its share; DDP averages the gradients.
             # (Not an accelerate-prepared DataLoader: our batches are length-bucketed lists of example indices,
             # which also index the teacher logits; sharding them ourselves keeps that one code path.)
-            batches = shard_batches(train.train_batch_indices(hp.batch_size, rng), acc.process_index, world)
+            batches = shard_batches(train.train_batch_indices(hp.batch_size, rng), accelerator.process_index, world)
             bar = tqdm(batches, desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None if self.is_main else True)
             for i, index in enumerate(bar):
                 batch = train.collate(np.array(index))
@@ -203,7 +203,7 @@ class Trainer:
                 if teacher_logits is not None:  # rows by example index: shuffling-safe
                     tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)  # np or TokenLogits
                 labels = batch["labels"].to(self.device)
-                with nullcontext() if step_now else acc.no_sync(model):
+                with nullcontext() if step_now else accelerator.no_sync(model):
                     with self._autocast():
                         logits = model(input_ids=batch["input_ids"].to(self.device),
                                        attention_mask=batch["attention_mask"].to(self.device)).logits
@@ -211,14 +211,14 @@ class Trainer:
                         valid = labels != IGNORE
                         logits, labels = logits[valid], labels[valid]
                     loss, parts = loss_fn(logits, labels, tl)
-                    acc.backward(loss / window)
+                    accelerator.backward(loss / window)
                 rows = len(batch["index"])  # examples (NER: windows), not tokens
                 seen += rows
                 loss_sum += loss.item() * rows
                 bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
                 if not step_now:
                     continue
-                acc.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -228,7 +228,9 @@ class Trainer:
                         stop = True
                         break
             epoch_seconds = time.perf_counter() - t0
-            loss_sum, seen = acc.reduce(torch.tensor([loss_sum, seen], dtype=torch.float64, device=self.device)).tolist()
+            # all processes' examples: the epoch's loss and speed, as with one process
+            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=self.device)
+            loss_sum, seen = accelerator.reduce(totals, "sum").tolist()
             state["history"].append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
                                      "epoch_seconds": round(epoch_seconds, 2)})
             print(f"{name} epoch {epoch}: train loss {loss_sum / max(seen, 1):.4f}, {epoch_seconds:.1f}s "
@@ -237,8 +239,8 @@ class Trainer:
                 break
         if self.is_main:
             write_json(save_dir / "train_log.json", state)
-        acc.wait_for_everyone()  # the others go on to read the saved checkpoint
-        acc.free_memory()  # drop the Accelerator's references to this model and optimizer
+        accelerator.wait_for_everyone()  # the others go on to read the saved checkpoint
+        accelerator.free_memory()  # drop the Accelerator's references to this model and optimizer
         return state
 
     # ------------------------------------------------------------ teacher
