@@ -165,6 +165,8 @@ class Trainer:
         rng = random.Random(cfg.train.seed)
         raw_model = model  # saved and evaluated; `model` becomes the DDP wrapper with several processes
         model, optimizer = accelerator.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
+        if world > 1:  # DDP has broadcast rank 0's weights; give each process its own dropout masks
+            torch.manual_seed(cfg.train.seed + accelerator.process_index)
         state = {"metric": self.task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
 
         def evaluate_dev(epoch: int) -> bool:

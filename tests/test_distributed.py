@@ -57,6 +57,13 @@ def test_eval_shards_partition_rows_and_gather_restores_order(tiny_bert):
 
 
 def test_mixed_precision_and_grad_accum_config(write_config, tmp_path, capsys):
+    from kdnlp.config import config_from_dict
+    from kdnlp.errors import UserError
+    data = {"train": "a.json", "test": "b.json"}
+    assert config_from_dict({"data": data, "train": {"mixed_precision": False}}).train.mixed_precision == "no"  # YAML `no`
+    for bad, msg in (({"mixed_precision": "fp8"}, "use auto|no|fp16|bf16"), ({"grad_accum": 0}, "must be >= 1")):
+        with pytest.raises(UserError, match=msg):
+            config_from_dict({"data": data, "train": bad})
     cfg = write_config({"train": {"device": "cpu", "seed": 1, "mixed_precision": "fp16"}})
     assert main(["train-teacher", "--config", str(cfg)]) == 2
     assert "train.mixed_precision: fp16 needs a CUDA device" in capsys.readouterr().err
