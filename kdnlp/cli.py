@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="teacher, or a student's name (student.name; default student)")
         if name == "augment":
             p.add_argument("--show", type=int, default=5, metavar="N", help="print N random augmented examples")
+        if name in ("distill", "train-teacher", "train-student"):
+            p.add_argument("--resume", action="store_true",
+                           help="continue interrupted training from its last completed epoch (<output_dir>/<name>.resume)")
         if name == "predict":
             p.add_argument("texts", nargs="*", metavar="TEXT")
             p.add_argument("--input", help="file with one text per line")
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         from .config import load_config
         from .trainer import Trainer
         cfg = load_config(args.config, _overrides(args))
-        trainer = Trainer(cfg)
+        trainer = Trainer(cfg, resume=getattr(args, "resume", False))
         from .distributed import quiet_other_ranks
         quiet_other_ranks(trainer.accelerator)  # under accelerate launch / torchrun: one copy of the output
         if args.command == "distill":
@@ -146,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kdnlp: error: {where}{e.strerror or e}; check the path and its permissions / free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("kdnlp: interrupted", file=sys.stderr)
+        resumable = args.command in ("distill", "train-teacher", "train-student")
+        print("kdnlp: interrupted" + ("; rerun the same command with --resume to continue from the last completed "
+                                      "epoch" if resumable else ""), file=sys.stderr)
         return 130
     return 0
 

@@ -58,6 +58,7 @@ class StudentConfig:
     mlp_size: int = 192
     dropout: float = 0.1
     embeddings: str = "random"        # random|teacher|<path to word2vec text vectors>
+    freeze_embeddings: bool = False   # keep copied embeddings fixed (teacher / word2vec); much faster on CPU
     # bert
     num_layers: int = 6
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
@@ -220,8 +221,12 @@ def validate(cfg: Config) -> None:
     need(cfg.data.max_train_examples is None or cfg.data.max_train_examples > 0, "data.max_train_examples: must be > 0")
     from .students import STUDENTS  # local import: students import torch
     need(cfg.student.type in STUDENTS, f"student.type: '{cfg.student.type}' is unknown{_closest(cfg.student.type, list(STUDENTS))}")
-    need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None and cfg.student.name not in ("teacher", "logits"),
-         "student.name: use a folder name like student or bilstm_alone (not teacher or logits)")
+    need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None
+         and cfg.student.name not in ("teacher", "logits", "augment")
+         and not cfg.student.name.endswith(".resume"),  # <name>.resume holds a run's resume state
+         "student.name: use a folder name like student or bilstm_alone (not teacher, logits or augment, no .resume)")
+    need(not cfg.student.freeze_embeddings or cfg.student.embeddings != "random",
+         "student.freeze_embeddings: only copied embeddings can be frozen (set student.embeddings: teacher or a vectors file)")
     need(cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
     sel = cfg.student.layer_selection
     need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),

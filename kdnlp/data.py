@@ -54,15 +54,20 @@ class Splits:
 # ---------------------------------------------------------------- readers: yield (line number, text, raw label)
 
 def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a data file; point the config at the file inside it")
     if not path.is_file():
         raise UserError(f"{path}: file not found (check data.train/dev/test in the config; see data/README.md)")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the file ({e.strerror or e}); check its permissions") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 (invalid byte at offset {e.start}); re-save the file as UTF-8") from None
     if not text.strip():
-        raise UserError(f"{path}: file is empty")
+        raise UserError(f"{path}: file is empty; check the path in the config or fill the file")
     return text
 
 
@@ -142,7 +147,7 @@ def read_file(path: str | Path, cfg: DataConfig) -> list[tuple[str, str, object]
             if not rec:
                 continue
             if len(rec) <= max(ti, li):
-                raise UserError(f"{path} line {lineno}: expected {len(header)} {fmt.upper()} columns, got {len(rec)}")
+                raise UserError(f"{path} line {lineno}: expected {len(header)} {fmt.upper()} columns, got {len(rec)}; fix the row")
             rows.append((f"{path} line {lineno}", rec[ti], rec[li]))
     for where, t, _ in rows:
         if not isinstance(t, str) or not t.strip():

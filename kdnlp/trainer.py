@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 
 from .augment import TransferSetStore, load_or_build_transfer_set
 from .cache import LogitCache
+from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config
 from .data import EncodedSplit, Example, Splits
 from .distributed import gather_rows, make_accelerator, shard_batches
 from .errors import UserError
-from .fileio import atomic_dir, dir_size, sha256_file, write_json, write_text
+from .fileio import atomic_dir, check_manifest, dir_size, recover_dir, sha256_file, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
 from .ner import IGNORE, TokenLogits
 from .report import comparison_table
@@ -55,23 +56,33 @@ def seed_everything(seed: int) -> None:
 
 def load_model_dir(path: Path, task: str = "classification"):
     """(model, tokenizer, labels) from a directory written by this Trainer; plain transformers loading."""
+    from transformers import AutoConfig
+
     from .students.bilstm import WordTokenizer
+    recover_dir(path)  # a save killed between its two renames
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
+    if (problem := check_manifest(path)) is not None:
+        raise UserError(f"{path}: checkpoint is damaged ({problem}); retrain it")
+    if not (path / LABELS_FILE).is_file():
+        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
+    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+    num_labels = AutoConfig.from_pretrained(str(path)).num_labels
+    if num_labels != len(labels):
+        raise UserError(f"{path}: config.json has num_labels={num_labels} but {LABELS_FILE} lists "
+                        f"{len(labels)} labels; the directory was mixed from two models, retrain it")
     model = auto_class(task).from_pretrained(str(path))
     if (path / WordTokenizer.VOCAB_FILE).is_file():
         tokenizer = WordTokenizer.from_pretrained(path)
     else:
         tokenizer = load_tokenizer(path)
-    if not (path / LABELS_FILE).is_file():
-        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
-    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
     return model, tokenizer, labels
 
 
 class Trainer:
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
+        self.resume = resume  # --resume: continue interrupted training from <output_dir>/<name>.resume
         self.task = TASKS[cfg.task]
         self.out = cfg.out
         # Accelerate: mixed precision (train.mixed_precision) and, under accelerate launch / torchrun, one process
@@ -168,6 +179,11 @@ class Trainer:
         if world > 1:  # DDP has broadcast rank 0's weights; give each process its own dropout masks
             torch.manual_seed(cfg.train.seed + accelerator.process_index)
         state = {"metric": self.task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
+        resume = ResumePoint(save_dir.with_name(save_dir.name + ".resume"), run_fingerprint(cfg, hp, splits, teacher_logits))
+        if self.resume and (done := resume.finished_run(save_dir)) is not None:
+            print(f"resume: {name} already finished ({save_dir / 'train_log.json'}); not training it again")
+            return done
+        first_epoch = resume.begin(self.resume, raw_model, optimizer, scheduler, rng, state, writer=self.is_main)
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
@@ -186,7 +202,7 @@ class Trainer:
             return state["bad_evals"] >= cfg.train.patience
 
         stop = False
-        for epoch in range(1, hp.epochs + 1):
+        for epoch in range(first_epoch, hp.epochs + 1):
             model.train()
             t0 = time.perf_counter()
             seen, loss_sum = 0, 0.0
@@ -239,8 +255,11 @@ class Trainer:
                   f"({seen / epoch_seconds:.0f} examples/s)")
             if stop or evaluate_dev(epoch):
                 break
+            if self.is_main:  # after every completed epoch: what --resume continues from
+                resume.save(raw_model, optimizer, scheduler, rng, state, next_epoch=epoch + 1)
         if self.is_main:
             write_json(save_dir / "train_log.json", state)
+            resume.clear()
         accelerator.wait_for_everyone()  # the others go on to read the saved checkpoint
         accelerator.free_memory()  # drop the Accelerator's references to this model and optimizer
         return state
@@ -250,6 +269,7 @@ class Trainer:
     def teacher_tokenizer(self):
         """The teacher's tokenizer: the fine-tuned teacher's, else teacher.pretrained's, else teacher.vocab."""
         tdir = self.out / "teacher"
+        recover_dir(tdir)
         if (tdir / "config.json").is_file():
             return load_tokenizer(tdir)
         t = self.cfg.teacher
