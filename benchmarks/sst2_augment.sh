@@ -13,9 +13,9 @@ kdnlp augment --config $CFG --show 10                       # build (timed) and 
 kdnlp cache-logits --config $CFG                             # teacher logits for the 5,000 originals
 for seed in 1 2 3; do
   kdnlp train-student --config $CFG --seed $seed --set student.name=bilstm_aug_s$seed              # KD + transfer set
-  kdnlp train-student --config $CFG --seed $seed --alpha 1 --T 0 --epochs 10 --set student.name=bilstm_alone_s$seed
+  kdnlp train-student --config $CFG --seed $seed --alpha 1 --T 0 --epochs 6 --set student.name=bilstm_alone_s$seed
 done
 for seed in 1 2 3; do  # ablation: distillation on the originals only
-  kdnlp train-student --config $CFG --seed $seed --epochs 10 --set augment.enabled=false --set student.name=bilstm_kd_s$seed
+  kdnlp train-student --config $CFG --seed $seed --epochs 6 --set augment.enabled=false --set student.name=bilstm_kd_s$seed
 done
 python benchmarks/summarize.py $OUT

@@ -12,6 +12,6 @@ kdnlp train-teacher --config $CFG
 kdnlp augment --config $CFG --show 10
 seed=1
 kdnlp train-student --config $CFG --seed $seed --set student.name=bilstm_aug_s$seed
-kdnlp train-student --config $CFG --seed $seed --alpha 1 --T 0 --epochs 10 --set student.name=bilstm_alone_s$seed
-kdnlp train-student --config $CFG --seed $seed --epochs 10 --set augment.enabled=false --set student.name=bilstm_kd_s$seed
+kdnlp train-student --config $CFG --seed $seed --alpha 1 --T 0 --epochs 6 --set student.name=bilstm_alone_s$seed
+kdnlp train-student --config $CFG --seed $seed --epochs 6 --set augment.enabled=false --set student.name=bilstm_kd_s$seed
 python benchmarks/summarize.py $OUT

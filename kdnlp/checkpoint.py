@@ -95,12 +95,15 @@ class ResumePoint:
                 {"next_epoch": next_epoch, "step": state["step"], "fingerprint_sha256": self.digest,
                  "fingerprint": self.fingerprint}, indent=2) + "\n", encoding="utf-8")
 
-    def begin(self, resume: bool, model, optimizer, scheduler, rng: random.Random, state: dict, extra=None) -> int:
+    def begin(self, resume: bool, model, optimizer, scheduler, rng: random.Random, state: dict, extra=None,
+              writer: bool = True) -> int:
         """The epoch fit() starts with: with `resume`, the saved one (objects restored in place), else 1 (a fresh
-        run drops any old resume state, so a later --resume can never mix two runs)."""
+        run drops any old resume state, so a later --resume can never mix two runs). With several processes only
+        the `writer` (main process) deletes; every process restores the same state."""
         state["fingerprint_sha256"] = self.digest
         if not resume:
-            self.clear()
+            if writer:
+                self.clear()
             return 1
         return self.restore(model, optimizer, scheduler, rng, state, extra)
 

@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         from .trainer import Trainer
         cfg = load_config(args.config, _overrides(args))
         trainer = Trainer(cfg, resume=getattr(args, "resume", False))
+        from .distributed import quiet_other_ranks
+        quiet_other_ranks(trainer.accelerator)  # under accelerate launch / torchrun: one copy of the output
         if args.command == "distill":
             trainer.run()
         elif args.command == "train-teacher":

@@ -129,6 +129,9 @@ class TrainConfig:
     eval_every: Optional[int] = None  # steps; dev is evaluated every epoch regardless
     max_grad_norm: float = 1.0
     threads: Optional[int] = None     # torch CPU threads
+    mixed_precision: Union[str, bool] = "auto"  # auto|no|fp16|bf16 (Accelerate); auto = bf16 on CUDA GPUs that
+                                      # support it. bool: YAML reads a bare `no` as false, which means "no"
+    grad_accum: int = 1               # batches per optimizer step (per process); effective batch = batch_size x this x processes
 
 
 @dataclass
@@ -227,6 +230,8 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
     if cfg.output_dir is None:
         stem = Path(source).stem if source not in ("<dict>", "<defaults>") else "run"
         cfg.output_dir = str(Path("saved_dict") / stem)
+    if cfg.train.mixed_precision is False:
+        cfg.train.mixed_precision = "no"
     validate(cfg)
     if cfg.student.lr is None:  # type-dependent default
         cfg.student.lr = 1e-3 if cfg.student.type == "bilstm" else 5e-5
@@ -281,6 +286,8 @@ def validate(cfg: Config) -> None:
         need(0 <= c.warmup_ratio < 1, f"{sec}.warmup_ratio: must be in [0, 1)")
     need(cfg.train.patience >= 1, "train.patience: must be >= 1")
     need(cfg.train.eval_every is None or cfg.train.eval_every >= 1, "train.eval_every: must be >= 1")
+    need(cfg.train.mixed_precision in ("auto", "no", "fp16", "bf16"), "train.mixed_precision: use auto|no|fp16|bf16")
+    need(cfg.train.grad_accum >= 1, "train.grad_accum: must be >= 1")
     dev = cfg.train.device
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), "train.device: use auto|cpu|cuda|cuda:N")
     if cfg.teacher.pretrained is None:
