@@ -84,25 +84,30 @@ class ResumePoint:
         return [f"{k}: {recorded.get(k)!r} -> {self.fingerprint.get(k)!r}" if "sha256" not in k else k
                 for k in keys if recorded.get(k) != self.fingerprint.get(k)]
 
-    def save(self, model, optimizer, scheduler, rng: random.Random, state: dict, next_epoch: int) -> None:
+    def save(self, model, optimizer, scheduler, rng: random.Random, state: dict, next_epoch: int, extra=None) -> None:
+        """`extra`: a module trained alongside the model but not saved with it (e.g. intermediate projections)."""
         with atomic_dir(self.path) as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rng_states(rng), "state": state},
+                        "scheduler": scheduler.state_dict(), "rng": rng_states(rng), "state": state,
+                        "extra": extra.state_dict() if extra is not None else None},
                        tmp / STATE_FILE)
             (tmp / META_FILE).write_text(json.dumps(
                 {"next_epoch": next_epoch, "step": state["step"], "fingerprint_sha256": self.digest,
                  "fingerprint": self.fingerprint}, indent=2) + "\n", encoding="utf-8")
 
-    def begin(self, resume: bool, model, optimizer, scheduler, rng: random.Random, state: dict) -> int:
+    def begin(self, resume: bool, model, optimizer, scheduler, rng: random.Random, state: dict, extra=None,
+              writer: bool = True) -> int:
         """The epoch fit() starts with: with `resume`, the saved one (objects restored in place), else 1 (a fresh
-        run drops any old resume state, so a later --resume can never mix two runs)."""
+        run drops any old resume state, so a later --resume can never mix two runs). With several processes only
+        the `writer` (main process) deletes; every process restores the same state."""
         state["fingerprint_sha256"] = self.digest
         if not resume:
-            self.clear()
+            if writer:
+                self.clear()
             return 1
-        return self.restore(model, optimizer, scheduler, rng, state)
+        return self.restore(model, optimizer, scheduler, rng, state, extra)
 
-    def restore(self, model, optimizer, scheduler, rng: random.Random, state: dict) -> int:
+    def restore(self, model, optimizer, scheduler, rng: random.Random, state: dict, extra=None) -> int:
         """Load the resume state into the given objects; return the epoch to start with (1: nothing to resume)."""
         recover_dir(self.path)
         meta_path = self.path / META_FILE
@@ -123,6 +128,8 @@ class ResumePoint:
                             f"--resume to start over")
         saved = torch.load(self.path / STATE_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
+        if extra is not None:
+            extra.load_state_dict(saved["extra"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         set_rng_states(saved["rng"], rng)

@@ -21,6 +21,8 @@ COMMANDS = {
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
     "evaluate": "test-set report for --model teacher|student|<student.name>",
     "predict": "predict labels for TEXT... or --input FILE (one text per line)",
+    "pretrain": "masked-LM pretraining of the teacher on --corpus FILE... -> <output_dir>/pretrained",
+    "fastbert-speeds": "FastBERT student: test accuracy, examples/s and mean layers for each --speeds value",
 }
 
 
@@ -41,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        if name in ("evaluate", "predict"):
+        if name == "pretrain":
+            p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="text files, one text per line")
+        if name == "fastbert-speeds":
+            p.add_argument("--speeds", default="0,0.1,0.3,0.5,0.8", help="comma-separated exit thresholds")
+        if name in ("evaluate", "predict", "fastbert-speeds"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
         if name == "augment":
@@ -106,6 +112,16 @@ def _predict(trainer, args) -> None:
             print(f"{labels[k]}\t{p[k]:.4f}\t{text}")
 
 
+def _speeds(text: str) -> list[float]:
+    try:
+        speeds = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--speeds {text}: use comma-separated numbers in [0, 1], e.g. 0,0.1,0.5") from None
+    if not speeds or not all(0 <= s <= 1 for s in speeds):
+        raise UserError(f"--speeds {text}: use comma-separated numbers in [0, 1], e.g. 0,0.1,0.5")
+    return speeds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -119,12 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         from .trainer import Trainer
         cfg = load_config(args.config, _overrides(args))
         trainer = Trainer(cfg, resume=getattr(args, "resume", False))
+        from .distributed import quiet_other_ranks
+        quiet_other_ranks(trainer.accelerator)  # under accelerate launch / torchrun: one copy of the output
         if args.command == "distill":
             trainer.run()
         elif args.command == "train-teacher":
             trainer.train_teacher()
         elif args.command == "cache-logits":
-            trainer.cache_teacher_logits("train")
+            trainer.teacher_logits("train")
         elif args.command == "augment":
             from .augment import describe
             ts = trainer.transfer_set()
@@ -135,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             trainer.evaluate(args.model)
         elif args.command == "predict":
             _predict(trainer, args)
+        elif args.command == "pretrain":
+            from .pretrain import pretrain
+            pretrain(trainer, args.corpus)
+        elif args.command == "fastbert-speeds":
+            trainer.fastbert_speeds(args.model, _speeds(args.speeds))
     except UserError as e:
         if args.debug:
             raise

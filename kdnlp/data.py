@@ -288,6 +288,11 @@ class EncodedSplit:
 
     def train_batches(self, batch_size: int, rng: random.Random, bucket: int = 50) -> Iterator[dict]:
         """Shuffled batches of similar length: shuffle, sort within buckets of `bucket` batches, shuffle batches."""
+        for b in self.train_batch_indices(batch_size, rng, bucket):
+            yield self.collate(np.array(b))
+
+    def train_batch_indices(self, batch_size: int, rng: random.Random, bucket: int = 50) -> list[list[int]]:
+        """The example indices of train_batches(), without collating (data-parallel ranks each take a share)."""
         order = list(range(len(self)))
         rng.shuffle(order)
         batches = []
@@ -296,12 +301,13 @@ class EncodedSplit:
             chunk = sorted(order[s:s + span], key=lambda i: self.lengths[i])
             batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
         rng.shuffle(batches)
-        for b in batches:
-            yield self.collate(np.array(b))
+        return batches
 
-    def eval_batches(self, batch_size: int) -> Iterator[dict]:
-        """Inference batches sorted by length (longest first); callers restore order with batch['index']."""
-        order = np.argsort(-self.lengths, kind="stable")
+    def eval_batches(self, batch_size: int, shard: tuple[int, int] = (0, 1)) -> Iterator[dict]:
+        """Inference batches sorted by length (longest first); callers restore order with batch['index'].
+
+        shard=(rank, world): only rows rank, rank+world, ... of that order (disjoint, similar lengths per rank)."""
+        order = np.argsort(-self.lengths, kind="stable")[shard[0]::shard[1]]
         for s in range(0, len(order), batch_size):
             yield self.collate(order[s:s + batch_size])
 

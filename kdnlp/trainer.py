@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -25,12 +26,14 @@ from .cache import LogitCache
 from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config
 from .data import EncodedSplit, Example, Splits
+from .distributed import gather_rows, make_accelerator, shard_batches
 from .errors import UserError
 from .fileio import atomic_dir, check_manifest, dir_size, recover_dir, sha256_file, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
 from .ner import IGNORE, TokenLogits
 from .report import comparison_table
-from .students import STUDENTS, StudentContext
+from .intermediate import IntermediateDistiller
+from .students import STAGED_TRAINING, STUDENTS, StudentContext
 from .tasks import TASKS, auto_class
 from .teacher import build_random_teacher, load_pretrained_teacher, load_tokenizer, resolve_pretrained
 from .vocab import build_vocab_file
@@ -78,19 +81,29 @@ def load_model_dir(path: Path, task: str = "classification"):
     return model, tokenizer, labels
 
 
+def average_logits(each: list, names: list[str]):
+    """Mean of several teachers' logits (arrays, or NER TokenLogits over the same valid positions)."""
+    if isinstance(each[0], TokenLogits):
+        if any(not np.array_equal(e.offsets, each[0].offsets) for e in each):
+            raise UserError(f"distill.teachers: {names} label different token positions (different tokenizers or "
+                            f"max_length); NER teachers must share a tokenizer to be averaged")
+        return TokenLogits(np.mean([e.flat for e in each], axis=0).astype(np.float32), each[0].offsets)
+    return np.mean(each, axis=0).astype(np.float32)
+
+
 class Trainer:
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
         self.resume = resume  # --resume: continue interrupted training from <output_dir>/<name>.resume
         self.task = TASKS[cfg.task]
         self.out = cfg.out
-        self.device = pick_device(cfg.train.device)
+        # Accelerate: mixed precision (train.mixed_precision) and, under accelerate launch / torchrun, one process
+        # per device training data-parallel (kdnlp/distributed.py). One process runs exactly as without it.
+        self.accelerator, self.device = make_accelerator(cfg.train.mixed_precision, pick_device(cfg.train.device))
+        self.is_main = self.accelerator.is_main_process  # only it writes checkpoints, caches and reports
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._splits: Splits | None = None
-        # bf16 autocast on GPUs that support it; fp32 elsewhere (fp16 would need loss scaling)
-        self.amp = (torch.autocast("cuda", dtype=torch.bfloat16)
-                    if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else None)
 
     # ------------------------------------------------------------ data
 
@@ -111,37 +124,34 @@ class Trainer:
     # ------------------------------------------------------------ the training loop
 
     def _autocast(self):
-        return self.amp if self.amp is not None else nullcontext()
+        return self.accelerator.autocast()  # train.mixed_precision; a no-op for "no"
 
     @torch.no_grad()
     def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
                        device: torch.device | None = None) -> np.ndarray | TokenLogits:
         """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
 
-        Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only."""
+        Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only.
+        With several processes each predicts a disjoint shard and all get the gathered result; with an explicit
+        `device` (the CPU speed measurement) this process alone predicts everything, in fp32."""
+        local = device is not None
         device = device or self.device
+        shard = (0, 1) if local else (self.accelerator.process_index, self.accelerator.num_processes)
         model.eval()
-        out, rows = None, None
-        bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None)  # examples/s, not batches/s
-        for batch in data.eval_batches(batch_size):
-            bar.update(len(batch["index"]))
-            with (self._autocast() if device.type == "cuda" else nullcontext()):
+        pieces = []  # (example indices, their logits) per batch
+        bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None if self.is_main else True)
+        for batch in data.eval_batches(batch_size, shard):
+            bar.update(len(batch["index"]) * shard[1])  # examples/s of all processes, not batches/s
+            with (self._autocast() if not local else nullcontext()):
                 logits = model(input_ids=batch["input_ids"].to(device),
                                attention_mask=batch["attention_mask"].to(device)).logits
             logits = logits.float().cpu().numpy()
-            if logits.ndim == 3:
-                rows = rows if rows is not None else [None] * len(data)
+            if logits.ndim == 3:  # keep the valid (labelled) positions of each row
                 valid = (batch["labels"] != IGNORE).numpy()
-                for b, i in enumerate(batch["index"].tolist()):
-                    rows[i] = logits[b][valid[b]]
-                continue
-            if out is None:
-                out = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
-            out[batch["index"].numpy()] = logits
+                logits = [logits[b][valid[b]] for b in range(len(logits))]
+            pieces.append((batch["index"].numpy(), logits))
         bar.close()
-        if rows is not None:
-            return TokenLogits.from_rows(rows, model.config.num_labels)
-        return out
+        return gather_rows(pieces, len(data), model.config.num_labels, None if local else self.accelerator)
 
     def _save(self, model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
         with atomic_dir(path) as tmp:
@@ -168,27 +178,39 @@ class Trainer:
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
                   {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0}]
+        # loss-side parameters (e.g. intermediate distillation's projections): trained here, resumed, never saved
+        extra = getattr(loss_fn, "extra_module", None)
+        if extra is not None:
+            extra.to(self.device)
+            params.append({"params": list(extra.parameters()), "weight_decay": 0.0})
         optimizer = torch.optim.AdamW(params, lr=hp.lr)
-        total_steps = hp.epochs * train.n_batches(hp.batch_size)
+        accelerator, accum = self.accelerator, cfg.train.grad_accum
+        world = accelerator.num_processes
+        total_steps = hp.epochs * math.ceil(math.ceil(train.n_batches(hp.batch_size) / world) / accum)
         warmup = int(hp.warmup_ratio * total_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
         rng = random.Random(cfg.train.seed)
+        raw_model = model  # saved and evaluated; `model` becomes the DDP wrapper with several processes
+        model, optimizer = accelerator.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
+        if world > 1:  # DDP has broadcast rank 0's weights; give each process its own dropout masks
+            torch.manual_seed(cfg.train.seed + accelerator.process_index)
         state = {"metric": self.task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
         resume = ResumePoint(save_dir.with_name(save_dir.name + ".resume"), run_fingerprint(cfg, hp, splits, teacher_logits))
         if self.resume and (done := resume.finished_run(save_dir)) is not None:
             print(f"resume: {name} already finished ({save_dir / 'train_log.json'}); not training it again")
             return done
-        first_epoch = resume.begin(self.resume, model, optimizer, scheduler, rng, state)
+        first_epoch = resume.begin(self.resume, raw_model, optimizer, scheduler, rng, state, extra, writer=self.is_main)
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
-            acc = self.task.score(self.predict_logits(model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
+            acc = self.task.score(self.predict_logits(raw_model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
             improved = acc > state["best_dev"]
             state["history"].append({"epoch": epoch, "step": state["step"], "dev": acc})
             if improved:
                 state.update(best_dev=acc, best_step=state["step"], bad_evals=0)
-                self._save(model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
+                if self.is_main:
+                    self._save(raw_model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
             else:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
@@ -201,44 +223,69 @@ class Trainer:
             model.train()
             t0 = time.perf_counter()
             seen, loss_sum = 0, 0.0
-            bar = tqdm(train.train_batches(hp.batch_size, rng), total=train.n_batches(hp.batch_size),
-                       desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None)
-            for batch in bar:
+            # Every process draws the same seeded batch list and trains on its share; DDP averages the gradients.
+            # (Not an accelerate-prepared DataLoader: our batches are length-bucketed lists of example indices,
+            # which also index the teacher logits; sharding them ourselves keeps that one code path.)
+            batches = shard_batches(train.train_batch_indices(hp.batch_size, rng), accelerator.process_index, world)
+            bar = tqdm(batches, desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None if self.is_main else True)
+            for i, index in enumerate(bar):
+                batch = train.collate(np.array(index))
+                # Gradient accumulation: an optimizer step every `accum` batches and at the epoch's last one;
+                # the batches before it skip DDP's gradient all-reduce (no_sync), the loss is averaged over them.
+                window = min(accum, len(batches) - i // accum * accum)
+                step_now = (i + 1) % accum == 0 or i + 1 == len(batches)
                 tl = None
                 if teacher_logits is not None:  # rows by example index: shuffling-safe
                     tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)  # np or TokenLogits
                 labels = batch["labels"].to(self.device)
-                with self._autocast():
-                    logits = model(input_ids=batch["input_ids"].to(self.device),
-                                   attention_mask=batch["attention_mask"].to(self.device)).logits
-                if logits.dim() == 3:  # token classification: only labelled positions count, in row order
-                    valid = labels != IGNORE
-                    logits, labels = logits[valid], labels[valid]
-                loss, parts = loss_fn(logits, labels, tl)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["step"] += 1
+                if hasattr(loss_fn, "start_step"):  # schedules (temperature, weights, Theseus replacement rate)
+                    loss_fn.start_step(state["step"], total_steps)
+                inputs = {"input_ids": batch["input_ids"].to(self.device),
+                          "attention_mask": batch["attention_mask"].to(self.device)}
+                with nullcontext() if step_now else accelerator.no_sync(model):
+                    with self._autocast():
+                        outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
+                    logits = outputs.logits
+                    if logits.dim() == 3:  # token classification: only labelled positions count, in row order
+                        valid = labels != IGNORE
+                        logits, labels = logits[valid], labels[valid]
+                    if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
+                        loss, parts = loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
+                    else:
+                        loss, parts = loss_fn(logits, labels, tl)
+                    accelerator.backward(loss / window)
                 rows = len(batch["index"])  # examples (NER: windows), not tokens
                 seen += rows
                 loss_sum += loss.item() * rows
                 bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
+                if not step_now:
+                    continue
+                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
                 if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
                     if evaluate_dev(epoch):
                         stop = True
                         break
             epoch_seconds = time.perf_counter() - t0
+            # all processes' examples: the epoch's loss and speed, as with one process
+            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=self.device)
+            loss_sum, seen = accelerator.reduce(totals, "sum").tolist()
             state["history"].append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
                                      "epoch_seconds": round(epoch_seconds, 2)})
             print(f"{name} epoch {epoch}: train loss {loss_sum / max(seen, 1):.4f}, {epoch_seconds:.1f}s "
                   f"({seen / epoch_seconds:.0f} examples/s)")
             if stop or evaluate_dev(epoch):
                 break
-            resume.save(model, optimizer, scheduler, rng, state, next_epoch=epoch + 1)
-        write_json(save_dir / "train_log.json", state)
-        resume.clear()
+            if self.is_main:  # after every completed epoch: what --resume continues from
+                resume.save(raw_model, optimizer, scheduler, rng, state, next_epoch=epoch + 1, extra=extra)
+        if self.is_main:
+            write_json(save_dir / "train_log.json", state)
+            resume.clear()
+        accelerator.wait_for_everyone()  # the others go on to read the saved checkpoint
+        accelerator.free_memory()  # drop the Accelerator's references to this model and optimizer
         return state
 
     # ------------------------------------------------------------ teacher
@@ -262,9 +309,10 @@ class Trainer:
         v = self.cfg.teacher.vocab
         if v == "build":  # character-level vocabulary made from the training texts
             path = self.out / "vocab.txt"
-            if not path.is_file():
-                n = build_vocab_file([e.text for e in self.splits.train], path)
-                print(f"vocab: built {n} tokens from the training data -> {path}")
+            with self.accelerator.main_process_first():  # the main process writes it, the others then read it
+                if not path.is_file():
+                    n = build_vocab_file([e.text for e in self.splits.train], path)
+                    print(f"vocab: built {n} tokens from the training data -> {path}")
             return path
         return Path(v)
 
@@ -298,15 +346,18 @@ class Trainer:
         }
 
     def cache_teacher_logits(self, split: str = "train", examples: list | None = None,
-                             data_sha256: str | None = None) -> np.ndarray:
-        """Teacher logits for a split (or for `examples`, e.g. the augmented texts, identified by `data_sha256`)."""
-        tdir = self.out / "teacher"
+                             data_sha256: str | None = None, teacher_dir: Path | None = None) -> np.ndarray:
+        """Teacher logits for a split (or for `examples`, e.g. the augmented texts, identified by `data_sha256`).
+
+        `teacher_dir`: another fine-tuned teacher (distill.teachers); its cache is <out>/logits/<split>.<hash>."""
+        tdir = teacher_dir or self.out / "teacher"
         model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
         self._check_labels(labels, tdir)
         fingerprint = self._cache_fingerprint(tdir, split)
         if examples is not None:
             fingerprint["data_sha256"] = data_sha256
-        cache = LogitCache(self.out / "logits", split)
+        cache_name = split if teacher_dir is None else f"{split}.{hashlib.sha256(str(Path(tdir).resolve()).encode()).hexdigest()[:10]}"
+        cache = LogitCache(self.out / "logits", cache_name)
         logits = cache.load(fingerprint)
         if logits is not None:
             print(f"logit cache: reusing {cache.array_path} (fingerprint matches)")
@@ -318,25 +369,41 @@ class Trainer:
         t0 = time.perf_counter()
         logits = self.predict_logits(model, data, self.cfg.teacher.batch_size * 2, desc=f"teacher logits ({split})")
         seconds = time.perf_counter() - t0
-        cache.save(logits, fingerprint, {"seconds": round(seconds, 2), "examples_per_second": round(len(data) / seconds, 1)})
+        if self.is_main:  # every process has all rows (gathered); one writes them
+            cache.save(logits, fingerprint, {"seconds": round(seconds, 2), "examples_per_second": round(len(data) / seconds, 1),
+                                             "processes": self.accelerator.num_processes})
+        self.accelerator.wait_for_everyone()
         print(f"logit cache: {len(data)} rows in {seconds:.1f}s ({len(data) / seconds:.0f} examples/s) -> {cache.array_path}")
         return logits
 
-    # ------------------------------------------------------------ student
+    def teacher_logits(self, split: str = "train", examples: list | None = None,
+                       data_sha256: str | None = None) -> np.ndarray:
+        """The cached logits of this run's teacher, or the average over distill.teachers (multi-teacher KD)."""
+        dirs = self.cfg.distill.teachers
+        if not dirs:
+            return self.cache_teacher_logits(split, examples, data_sha256)
+        own = (self.out / "teacher").resolve()
+        each = [self.cache_teacher_logits(split, examples, data_sha256,
+                                          None if (self.out / "teacher" if d == "teacher" else Path(d)).resolve() == own
+                                          else Path(d)) for d in dirs]
+        print(f"teachers: averaging the logits of {len(each)} teachers ({', '.join(dirs)})")
+        return average_logits(each, dirs)
 
     # ------------------------------------------------------------ transfer set (Tang et al. augmentation)
 
     def transfer_set(self):
         """The augmented texts for this config's train split: stored in <out>/augment/, rebuilt when stale."""
         mask = getattr(self.teacher_tokenizer(), "mask_token", None) or "[MASK]"
-        return load_or_build_transfer_set([e.text for e in self.splits.train], self.cfg.augment, mask, self.out / "augment")
+        with self.accelerator.main_process_first():  # the main process builds and stores it, the others load it
+            return load_or_build_transfer_set([e.text for e in self.splits.train], self.cfg.augment, mask,
+                                              self.out / "augment")
 
     def _augmented(self) -> tuple[list, np.ndarray]:
         """Augmented examples (label IGNORE: no gold) and their cached teacher logits."""
         ts = self.transfer_set()
         examples = [Example(t, IGNORE) for t in ts.texts]
         sha = TransferSetStore(self.out / "augment").content_hash()
-        return examples, self.cache_teacher_logits("augment", examples, data_sha256=sha)
+        return examples, self.teacher_logits("augment", examples, data_sha256=sha)
 
     # ------------------------------------------------------------ student
 
@@ -345,7 +412,7 @@ class Trainer:
         loss_fn = DistillLoss(cfg.distill)
         teacher_logits, train_examples = None, None
         if loss_fn.needs_teacher:
-            teacher_logits = self.cache_teacher_logits("train")
+            teacher_logits = self.teacher_logits("train")
             if cfg.augment.enabled:  # originals get alpha*CE + T*D, augmented rows T*D only (label IGNORE)
                 augmented, aug_logits = self._augmented()
                 train_examples = list(self.splits.train) + augmented
@@ -360,9 +427,16 @@ class Trainer:
         model, tokenizer = STUDENTS[cfg.student.type](cfg, ctx)
         hp = cfg.student
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
-              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}")
+              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}"
+              + (f" + intermediate ({cfg.distill.intermediate if isinstance(cfg.distill.intermediate, str) else 'list'})"
+                 if cfg.distill.intermediate else ""))
+        if cfg.distill.intermediate:
+            loss_fn = IntermediateDistiller(loss_fn, self.fine_tuned_teacher(), model, cfg.distill.intermediate)
         name = cfg.student.name
-        self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits, train_examples)
+        if cfg.student.type in STAGED_TRAINING:  # students with training stages of their own (theseus, fastbert)
+            STAGED_TRAINING[cfg.student.type](self, model, tokenizer, loss_fn, teacher_logits, train_examples)
+        else:
+            self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits, train_examples)
         return self.evaluate(name)
 
     # ------------------------------------------------------------ evaluation
@@ -381,7 +455,7 @@ class Trainer:
         print(f"\n{name} on test ({len(self.splits.test)} examples):\n{text}\n")
         speed = len(self.splits.test) / seconds
         cpu_speed = speed
-        if self.device.type != "cpu":  # the table compares CPU speed: measure it on a slice of test
+        if self.device.type != "cpu" and self.is_main:  # the table compares CPU speed: measure it on a slice of test
             sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
             model.to("cpu")
             t1 = time.perf_counter()
@@ -392,15 +466,34 @@ class Trainer:
                   "size_bytes": sum(p.stat().st_size for p in weights) or dir_size(mdir),
                   "device": str(self.device), "batch_size": batch_size, "eval_seconds": round(seconds, 3),
                   "examples_per_second": round(speed, 1), "cpu_examples_per_second": round(cpu_speed, 1),
-                  "torch_threads": torch.get_num_threads(), "data": {"test": self.cfg.data.test}}
-        write_json(mdir / "report.json", report)
+                  "torch_threads": torch.get_num_threads(), "data": {"test": self.cfg.data.test},
+                  "processes": self.accelerator.num_processes}
+        if self.is_main:
+            write_json(mdir / "report.json", report)
         return report
+
+    def fastbert_speeds(self, name: str, speeds: list[float]) -> list[dict]:
+        """FastBERT early exit on test at several speeds -> printed table + <out>/<name>/speeds.json."""
+        from .students.fastbert import FastBertForSequenceClassification, measure_speeds, speeds_table
+        mdir = self.out / name
+        model, tokenizer, labels = load_model_dir(mdir, self.cfg.task)
+        if not isinstance(model, FastBertForSequenceClassification):
+            raise UserError(f"{mdir}: not a FastBERT model (train one with student.type: fastbert)")
+        self._check_labels(labels, mdir)
+        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length)
+        rows = measure_speeds(model, test, speeds, batch_size=64, device=self.device)
+        print(f"\n{name} on test ({len(test)} examples, batch 64, {self.device}, {torch.get_num_threads()} threads):\n"
+              f"{speeds_table(rows, model.config.num_hidden_layers)}\n")
+        write_json(mdir / "speeds.json", {"model": name, "device": str(self.device), "batch_size": 64,
+                                          "torch_threads": torch.get_num_threads(), "rows": rows})
+        return rows
 
     def run(self) -> str:
         teacher = self.train_teacher()
         student = self.train_student()
         table = comparison_table(teacher, student)
-        write_text(self.out / "comparison.md", table + "\n")
+        if self.is_main:
+            write_text(self.out / "comparison.md", table + "\n")
         test = self.cfg.data.test or f"the test split of {self.cfg.data.train}"
         print(f"\nTeacher vs student on test ({test}):\n{table}\n")
         return table
