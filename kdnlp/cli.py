@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             from .pretrain import pretrain
             pretrain(trainer, args.corpus)
         elif args.command == "fastbert-speeds":
-            trainer.fastbert_speeds(args.model, _speeds(args.speeds))
+            from .students.fastbert import speeds_report
+            speeds_report(trainer, args.model, _speeds(args.speeds))
     except UserError as e:
         if args.debug:
             raise

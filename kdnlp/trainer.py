@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .augment import TransferSetStore, load_or_build_transfer_set
-from .cache import LogitCache
+from .cache import LogitCache, average_logits
 from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config
 from .data import EncodedSplit, Example, Splits
@@ -79,16 +79,6 @@ def load_model_dir(path: Path, task: str = "classification"):
     else:
         tokenizer = load_tokenizer(path)
     return model, tokenizer, labels
-
-
-def average_logits(each: list, names: list[str]):
-    """Mean of several teachers' logits (arrays, or NER TokenLogits over the same valid positions)."""
-    if isinstance(each[0], TokenLogits):
-        if any(not np.array_equal(e.offsets, each[0].offsets) for e in each):
-            raise UserError(f"distill.teachers: {names} label different token positions (different tokenizers or "
-                            f"max_length); NER teachers must share a tokenizer to be averaged")
-        return TokenLogits(np.mean([e.flat for e in each], axis=0).astype(np.float32), each[0].offsets)
-    return np.mean(each, axis=0).astype(np.float32)
 
 
 class Trainer:
@@ -471,22 +461,6 @@ class Trainer:
         if self.is_main:
             write_json(mdir / "report.json", report)
         return report
-
-    def fastbert_speeds(self, name: str, speeds: list[float]) -> list[dict]:
-        """FastBERT early exit on test at several speeds -> printed table + <out>/<name>/speeds.json."""
-        from .students.fastbert import FastBertForSequenceClassification, measure_speeds, speeds_table
-        mdir = self.out / name
-        model, tokenizer, labels = load_model_dir(mdir, self.cfg.task)
-        if not isinstance(model, FastBertForSequenceClassification):
-            raise UserError(f"{mdir}: not a FastBERT model (train one with student.type: fastbert)")
-        self._check_labels(labels, mdir)
-        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length)
-        rows = measure_speeds(model, test, speeds, batch_size=64, device=self.device)
-        print(f"\n{name} on test ({len(test)} examples, batch 64, {self.device}, {torch.get_num_threads()} threads):\n"
-              f"{speeds_table(rows, model.config.num_hidden_layers)}\n")
-        write_json(mdir / "speeds.json", {"model": name, "device": str(self.device), "batch_size": 64,
-                                          "torch_threads": torch.get_num_threads(), "rows": rows})
-        return rows
 
     def run(self) -> str:
         teacher = self.train_teacher()

@@ -193,3 +193,21 @@ def speeds_table(rows: list[dict], n_layers: int) -> str:
     lines += [f"| {r['speed']} | {r['accuracy']:.4f} | {r['examples_per_second']:.0f} | {r['mean_layers']:.2f} / {n_layers} |"
               for r in rows]
     return "\n".join(lines)
+
+
+def speeds_report(trainer, name: str, speeds: list[float]) -> list[dict]:
+    """FastBERT early exit on test at several speeds -> printed table + <out>/<name>/speeds.json."""
+    from ..fileio import write_json
+    from ..trainer import load_model_dir  # the trainer module imports the students: import here
+    mdir = trainer.out / name
+    model, tokenizer, labels = load_model_dir(mdir, trainer.cfg.task)
+    if not isinstance(model, FastBertForSequenceClassification):
+        raise UserError(f"{mdir}: not a FastBERT model (train one with student.type: fastbert)")
+    trainer._check_labels(labels, mdir)
+    test = trainer.task.encode(trainer.splits.test, tokenizer, trainer.cfg.data.max_length)
+    rows = measure_speeds(model, test, speeds, batch_size=64, device=trainer.device)
+    print(f"\n{name} on test ({len(test)} examples, batch 64, {trainer.device}, {torch.get_num_threads()} threads):\n"
+          f"{speeds_table(rows, model.config.num_hidden_layers)}\n")
+    write_json(mdir / "speeds.json", {"model": name, "device": str(trainer.device), "batch_size": 64,
+                                      "torch_threads": torch.get_num_threads(), "rows": rows})
+    return rows
