@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
 from .fileio import write_json, write_npy
 from .ner import TokenLogits
 
@@ -55,3 +56,13 @@ class LogitCache:
             logits = logits.flat
         write_npy(self.array_path, logits.astype(np.float32))
         write_json(self.manifest_path, {"fingerprint": fingerprint, "shape": list(logits.shape), **meta, **(extra or {})})
+
+
+def average_logits(each: list, names: list[str]):
+    """Mean of several teachers' logits (arrays, or NER TokenLogits over the same valid positions)."""
+    if isinstance(each[0], TokenLogits):
+        if any(not np.array_equal(e.offsets, each[0].offsets) for e in each):
+            raise UserError(f"distill.teachers: {names} label different token positions (different tokenizers or "
+                            f"max_length); NER teachers must share a tokenizer to be averaged")
+        return TokenLogits(np.mean([e.flat for e in each], axis=0).astype(np.float32), each[0].offsets)
+    return np.mean(each, axis=0).astype(np.float32)

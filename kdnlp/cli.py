@@ -17,11 +17,14 @@ COMMANDS = {
     "distill": "teacher fine-tuning -> logit cache -> student -> reports -> comparison table",
     "train-teacher": "fine-tune the teacher, select on dev, report on test",
     "cache-logits": "run the trained teacher over train once and cache its logits",
+    "augment": "build (or show) the Tang et al. transfer set of augmented training texts (augment: section)",
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
     "evaluate": "test-set report for --model teacher|student|<student.name>",
     "predict": "predict labels for TEXT... or --input FILE (one text per line)",
     "export": "export --model to ONNX or TorchScript (optionally int8) and check parity on test",
     "bench": "size, latency, throughput, memory and test metric of each model -> bench.json/.md/.png",
+    "pretrain": "masked-LM pretraining of the teacher on --corpus FILE... -> <output_dir>/pretrained",
+    "fastbert-speeds": "FastBERT student: test accuracy, examples/s and mean layers for each --speeds value",
 }
 
 
@@ -42,9 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        if name in ("evaluate", "predict", "export"):
+        if name == "pretrain":
+            p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="text files, one text per line")
+        if name == "fastbert-speeds":
+            p.add_argument("--speeds", default="0,0.1,0.3,0.5,0.8", help="comma-separated exit thresholds")
+        if name in ("evaluate", "predict", "export", "fastbert-speeds"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
+        if name == "augment":
+            p.add_argument("--show", type=int, default=5, metavar="N", help="print N random augmented examples")
+        if name in ("distill", "train-teacher", "train-student"):
+            p.add_argument("--resume", action="store_true",
+                           help="continue interrupted training from its last completed epoch (<output_dir>/<name>.resume)")
         if name == "predict":
             p.add_argument("texts", nargs="*", metavar="TEXT")
             p.add_argument("--input", help="file with one text per line")
@@ -121,6 +133,16 @@ def _predict(trainer, args) -> None:
             print(f"{labels[k]}\t{p[k]:.4f}\t{text}")
 
 
+def _speeds(text: str) -> list[float]:
+    try:
+        speeds = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--speeds {text}: use comma-separated numbers in [0, 1], e.g. 0,0.1,0.5") from None
+    if not speeds or not all(0 <= s <= 1 for s in speeds):
+        raise UserError(f"--speeds {text}: use comma-separated numbers in [0, 1], e.g. 0,0.1,0.5")
+    return speeds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -133,13 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         from .config import load_config
         from .trainer import Trainer
         cfg = load_config(args.config, _overrides(args))
-        trainer = Trainer(cfg)
+        trainer = Trainer(cfg, resume=getattr(args, "resume", False))
+        from .distributed import quiet_other_ranks
+        quiet_other_ranks(trainer.accelerator)  # under accelerate launch / torchrun: one copy of the output
         if args.command == "distill":
             trainer.run()
         elif args.command == "train-teacher":
             trainer.train_teacher()
         elif args.command == "cache-logits":
-            trainer.cache_teacher_logits("train", fixed_padding=args.fixed_padding)
+            trainer.teacher_logits("train", fixed_padding=args.fixed_padding)
+        elif args.command == "augment":
+            from .augment import describe
+            ts = trainer.transfer_set()
+            print(describe(ts, [e.text for e in trainer.splits.train], n_show=args.show))
         elif args.command == "train-student":
             trainer.train_student()
         elif args.command == "evaluate":
@@ -158,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             bench(trainer, [m.strip() for m in models if m.strip()], runs=args.runs, examples=args.examples,
                   batch_size=args.batch_size, fixed_padding=args.fixed_padding, cache_examples=args.cache_pass,
                   results=args.results)
+        elif args.command == "pretrain":
+            from .pretrain import pretrain
+            pretrain(trainer, args.corpus)
+        elif args.command == "fastbert-speeds":
+            from .students.fastbert import speeds_report
+            speeds_report(trainer, args.model, _speeds(args.speeds))
     except UserError as e:
         if args.debug:
             raise
@@ -170,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kdnlp: error: {where}{e.strerror or e}; check the path and its permissions / free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("kdnlp: interrupted", file=sys.stderr)
+        resumable = args.command in ("distill", "train-teacher", "train-student")
+        print("kdnlp: interrupted" + ("; rerun the same command with --resume to continue from the last completed "
+                                      "epoch" if resumable else ""), file=sys.stderr)
         return 130
     return 0
 

@@ -1,7 +1,8 @@
 """YAML config -> typed, validated dataclasses.
 
 One dataclass per config section, one section per module: `data` -> data.py, `teacher` -> teacher.py,
-`student` -> students/, `distill` -> losses.py, `train` -> trainer.py. Every value can be overridden
+`student` -> students/, `distill` -> losses.py, `augment` -> augment.py,
+`train` -> trainer.py. Every value can be overridden
 from the command line with `--set section.key=value`.
 """
 from __future__ import annotations
@@ -31,6 +32,8 @@ class DataConfig:
     max_length: int = 128
     dev_ratio: float = 0.1
     max_train_examples: Optional[int] = None  # stratified subsample of train (benchmarks on a CPU)
+    seed: int = 42                    # dev carving and subsampling; apart from train.seed so that several
+                                      # student seeds share one split, one logit cache and one transfer set
 
 
 @dataclass
@@ -55,9 +58,17 @@ class StudentConfig:
     mlp_size: int = 192
     dropout: float = 0.1
     embeddings: str = "random"        # random|teacher|<path to word2vec text vectors>
+    freeze_embeddings: bool = False   # keep copied embeddings fixed (teacher / word2vec); much faster on CPU
     # bert
     num_layers: int = 6
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
+    # theseus: successor layers replace blocks of teacher layers with probability replacing_rate
+    replacing_rate: float = 0.5       # constant p, or p0 of the linear schedule (p0 -> 1 over training)
+    replacing_schedule: str = "constant"  # constant|linear
+    successor_epochs: Optional[int] = None  # then the successor is fine-tuned alone (default: epochs; 0 = skip)
+    # fastbert: a classifier branch after every layer, self-distilled from the final classifier
+    branch_epochs: int = 2            # epochs of branch training, after the backbone's `epochs`
+    speed: float = 0.5                # exit when a branch's normalized entropy is below this (0 = never exit)
     # both
     epochs: int = 10
     lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-5 for bert
@@ -72,6 +83,42 @@ class DistillConfig:
     T: float = 1.0                    # weight of the teacher term (NOT the temperature)
     loss: str = "mse"                 # mse (on logits, Tang et al.) | kl (Hinton, x temperature^2)
     temperature: float = 1.0          # softmax temperature for loss: kl
+    # schedules: None = constant; a value = linear from the key above (first step) to this (last step)
+    alpha_end: Optional[float] = None
+    T_end: Optional[float] = None
+    temperature_end: Optional[float] = None
+    # several teachers: their logits are averaged (directories of fine-tuned teachers; `teacher` = this run's own)
+    teachers: Optional[list] = None
+    # intermediate-layer distillation (BERT students): a preset (uniform|tinybert|distilbert) or a list of
+    # {teacher_layer, student_layer, feature: hidden|attention|embedding, loss: mse|cosine, weight}
+    intermediate: Union[str, list, None] = None
+
+
+@dataclass
+class AugmentConfig:
+    """Tang et al. (2019) transfer set (kdnlp/augment.py): perturbed training texts labelled by the teacher."""
+    enabled: bool = False
+    n_samples: int = 20               # synthetic examples drawn per training example (before deduplication)
+    p_mask: float = 0.1               # per word: replace with the mask token
+    p_pos: float = 0.1                # per word: replace with a word of the same POS tag from the training data
+    p_ngram: float = 0.25             # per example: keep only a random n-gram
+    ngram_range: list = field(default_factory=lambda: [1, 5])
+    seed: int = 42                    # fixed apart from train.seed: student seeds share one transfer set
+    max_examples: Optional[int] = None  # cap on originals + augmented (originals are always kept)
+    tagger: str = "auto"              # auto|jieba|nltk|none|module:function
+
+
+@dataclass
+class PretrainConfig:
+    """`kdnlp pretrain` (kdnlp/pretrain.py): masked-LM pretraining of the teacher on --corpus files."""
+    epochs: int = 1
+    lr: float = 1e-4
+    batch_size: int = 32
+    mask_prob: float = 0.15
+    whole_word_mask: bool = False     # mask whole words (jieba for Chinese, ## pieces otherwise)
+    max_lines: Optional[int] = None   # use only the first N corpus lines
+    output: str = "pretrained"        # <output_dir>/<output>; point teacher.pretrained at it
+    seed: int = 42
 
 
 @dataclass
@@ -82,6 +129,9 @@ class TrainConfig:
     eval_every: Optional[int] = None  # steps; dev is evaluated every epoch regardless
     max_grad_norm: float = 1.0
     threads: Optional[int] = None     # torch CPU threads
+    mixed_precision: Union[str, bool] = "auto"  # auto|no|fp16|bf16 (Accelerate); auto = bf16 on CUDA GPUs that
+                                      # support it. bool: YAML reads a bare `no` as false, which means "no"
+    grad_accum: int = 1               # batches per optimizer step (per process); effective batch = batch_size x this x processes
 
 
 @dataclass
@@ -91,6 +141,8 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output_dir: Optional[str] = None  # default saved_dict/<config file stem>
     source: str = "<defaults>"        # the YAML file this came from (not a user key)
@@ -101,7 +153,8 @@ class Config:
 
 
 _SECTION_CLASSES = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
-                    "distill": DistillConfig, "train": TrainConfig}
+                    "distill": DistillConfig, "augment": AugmentConfig, "pretrain": PretrainConfig,
+                    "train": TrainConfig}
 _TOP_KEYS = ["task", "output_dir", *_SECTION_CLASSES]
 
 
@@ -177,9 +230,11 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
     if cfg.output_dir is None:
         stem = Path(source).stem if source not in ("<dict>", "<defaults>") else "run"
         cfg.output_dir = str(Path("saved_dict") / stem)
+    if cfg.train.mixed_precision is False:
+        cfg.train.mixed_precision = "no"
     validate(cfg)
     if cfg.student.lr is None:  # type-dependent default
-        cfg.student.lr = 5e-5 if cfg.student.type == "bert" else 1e-3
+        cfg.student.lr = 1e-3 if cfg.student.type == "bilstm" else 5e-5
     return cfg
 
 
@@ -197,17 +252,32 @@ def validate(cfg: Config) -> None:
     need(cfg.data.max_train_examples is None or cfg.data.max_train_examples > 0, "data.max_train_examples: must be > 0")
     from .students import STUDENTS  # local import: students import torch
     need(cfg.student.type in STUDENTS, f"student.type: '{cfg.student.type}' is unknown{_closest(cfg.student.type, list(STUDENTS))}")
-    need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None and cfg.student.name not in ("teacher", "logits"),
-         "student.name: use a folder name like student or bilstm_alone (not teacher or logits)")
+    need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None
+         and cfg.student.name not in ("teacher", "logits", "augment")
+         and not cfg.student.name.endswith(".resume"),  # <name>.resume holds a run's resume state
+         "student.name: use a folder name like student or bilstm_alone (not teacher, logits or augment, no .resume)")
+    need(not cfg.student.freeze_embeddings or cfg.student.embeddings != "random",
+         "student.freeze_embeddings: only copied embeddings can be frozen (set student.embeddings: teacher or a vectors file)")
     need(cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
     sel = cfg.student.layer_selection
     need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),
          "student.layer_selection: use first|alternate or a list of teacher layer indices, e.g. [0, 5, 11]")
     need(cfg.distill.alpha >= 0, "distill.alpha: must be >= 0")
     need(cfg.distill.T >= 0, "distill.T: must be >= 0 (it is the teacher-term weight; the temperature is distill.temperature)")
-    need(cfg.distill.alpha + cfg.distill.T > 0, "distill: alpha and T are both 0, so the student has no loss")
+    need(cfg.distill.alpha + cfg.distill.T > 0 or cfg.distill.intermediate is not None,
+         "distill: alpha and T are both 0, so the student has no loss")
     need(cfg.distill.loss in ("mse", "kl"), "distill.loss: use mse or kl")
     need(cfg.distill.temperature > 0, "distill.temperature: must be > 0")
+    validate_methods(cfg, need)
+    a = cfg.augment
+    need(not a.enabled or cfg.task == "classification", "augment: the transfer set is for classification (set augment.enabled: false for ner)")
+    need(a.n_samples >= 1, "augment.n_samples: must be >= 1")
+    for key in ("p_mask", "p_pos", "p_ngram"):
+        need(0 <= getattr(a, key) <= 1, f"augment.{key}: must be a probability in [0, 1]")
+    need(a.p_mask + a.p_pos <= 1, "augment: p_mask + p_pos must be <= 1 (they are exclusive per word)")
+    need(len(a.ngram_range) == 2 and all(isinstance(n, int) for n in a.ngram_range) and 1 <= a.ngram_range[0] <= a.ngram_range[1],
+         "augment.ngram_range: use [min, max] word counts with 1 <= min <= max, e.g. [1, 5]")
+    need(a.max_examples is None or a.max_examples >= 1, "augment.max_examples: must be >= 1")
     for sec in ("teacher", "student"):
         c = getattr(cfg, sec)
         need(c.epochs >= 1, f"{sec}.epochs: must be >= 1")
@@ -216,11 +286,41 @@ def validate(cfg: Config) -> None:
         need(0 <= c.warmup_ratio < 1, f"{sec}.warmup_ratio: must be in [0, 1)")
     need(cfg.train.patience >= 1, "train.patience: must be >= 1")
     need(cfg.train.eval_every is None or cfg.train.eval_every >= 1, "train.eval_every: must be >= 1")
+    need(cfg.train.mixed_precision in ("auto", "no", "fp16", "bf16"), "train.mixed_precision: use auto|no|fp16|bf16")
+    need(cfg.train.grad_accum >= 1, "train.grad_accum: must be >= 1")
     dev = cfg.train.device
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), "train.device: use auto|cpu|cuda|cuda:N")
     if cfg.teacher.pretrained is None:
         need(cfg.teacher.config is not None and cfg.teacher.vocab is not None,
              "teacher: with pretrained: null, set teacher.config (BertConfig fields) and teacher.vocab (vocab.txt or 'build')")
+
+
+def validate_methods(cfg: Config, need) -> None:
+    """distill schedules / teachers / intermediate, and the theseus / fastbert student keys."""
+    d, st = cfg.distill, cfg.student
+    for key in ("alpha_end", "T_end"):
+        need(getattr(d, key) is None or getattr(d, key) >= 0, f"distill.{key}: must be >= 0")
+    need(d.temperature_end is None or d.temperature_end > 0, "distill.temperature_end: must be > 0")
+    need(d.teachers is None or (len(d.teachers) >= 1 and all(isinstance(t, str) and t for t in d.teachers)),
+         "distill.teachers: use a list of fine-tuned teacher directories, e.g. [teacher, saved_dict/other/teacher]")
+    if d.intermediate is not None:
+        from .intermediate import check_intermediate  # local import: it imports torch
+        problem = check_intermediate(d.intermediate)
+        need(problem is None, f"distill.intermediate: {problem}")
+        need(st.type == "bert", "distill.intermediate: needs student.type: bert (a truncated teacher with hidden states to match)")
+    need(0 <= st.replacing_rate <= 1, "student.replacing_rate: must be a probability in [0, 1]")
+    need(st.replacing_schedule in ("constant", "linear"), "student.replacing_schedule: use constant or linear")
+    need(st.successor_epochs is None or st.successor_epochs >= 0, "student.successor_epochs: must be >= 0")
+    need(st.branch_epochs >= 1, "student.branch_epochs: must be >= 1")
+    pt = cfg.pretrain
+    need(pt.epochs >= 1 and pt.batch_size >= 1 and pt.lr > 0, "pretrain: epochs and batch_size must be >= 1, lr > 0")
+    need(0 < pt.mask_prob < 1, "pretrain.mask_prob: must be in (0, 1)")
+    need(pt.max_lines is None or pt.max_lines >= 1, "pretrain.max_lines: must be >= 1")
+    need(re.fullmatch(r"[A-Za-z0-9_.-]+", pt.output) is not None and pt.output not in ("teacher", "logits", "augment"),
+         "pretrain.output: use a folder name like pretrained")
+    need(0 <= st.speed <= 1, "student.speed: must be in [0, 1] (normalized entropy; 0 = never exit early)")
+    need(st.type not in ("theseus", "fastbert") or cfg.task == "classification",
+         f"student.type: {st.type} is for classification (task: ner is not supported)")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

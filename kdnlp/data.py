@@ -54,15 +54,20 @@ class Splits:
 # ---------------------------------------------------------------- readers: yield (line number, text, raw label)
 
 def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a data file; point the config at the file inside it")
     if not path.is_file():
         raise UserError(f"{path}: file not found (check data.train/dev/test in the config; see data/README.md)")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the file ({e.strerror or e}); check its permissions") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 (invalid byte at offset {e.start}); re-save the file as UTF-8") from None
     if not text.strip():
-        raise UserError(f"{path}: file is empty")
+        raise UserError(f"{path}: file is empty; check the path in the config or fill the file")
     return text
 
 
@@ -142,7 +147,7 @@ def read_file(path: str | Path, cfg: DataConfig) -> list[tuple[str, str, object]
             if not rec:
                 continue
             if len(rec) <= max(ti, li):
-                raise UserError(f"{path} line {lineno}: expected {len(header)} {fmt.upper()} columns, got {len(rec)}")
+                raise UserError(f"{path} line {lineno}: expected {len(header)} {fmt.upper()} columns, got {len(rec)}; fix the row")
             rows.append((f"{path} line {lineno}", rec[ti], rec[li]))
     for where, t, _ in rows:
         if not isinstance(t, str) or not t.strip():
@@ -283,6 +288,11 @@ class EncodedSplit:
 
     def train_batches(self, batch_size: int, rng: random.Random, bucket: int = 50) -> Iterator[dict]:
         """Shuffled batches of similar length: shuffle, sort within buckets of `bucket` batches, shuffle batches."""
+        for b in self.train_batch_indices(batch_size, rng, bucket):
+            yield self.collate(np.array(b))
+
+    def train_batch_indices(self, batch_size: int, rng: random.Random, bucket: int = 50) -> list[list[int]]:
+        """The example indices of train_batches(), without collating (data-parallel ranks each take a share)."""
         order = list(range(len(self)))
         rng.shuffle(order)
         batches = []
@@ -291,18 +301,18 @@ class EncodedSplit:
             chunk = sorted(order[s:s + span], key=lambda i: self.lengths[i])
             batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
         rng.shuffle(batches)
-        for b in batches:
-            yield self.collate(np.array(b))
+        return batches
 
-    def eval_batches(self, batch_size: int, fixed_length: int | None = None) -> Iterator[dict]:
+    def eval_batches(self, batch_size: int, fixed_length: int | None = None,
+                     shard: tuple[int, int] = (0, 1)) -> Iterator[dict]:
         """Inference batches sorted by length (longest first); callers restore order with batch['index'].
 
-        fixed_length: the seed's way instead, for speed comparisons: file order, every row padded to this width."""
-        if fixed_length:
-            for s in range(0, len(self), batch_size):
-                yield self.collate(np.arange(s, min(s + batch_size, len(self))), fixed_length)
-            return
-        order = np.argsort(-self.lengths, kind="stable")
+        fixed_length: the seed's way instead, for speed comparisons: file order, every row padded to this width.
+        shard=(rank, world): only rows rank, rank+world, ... of that order (disjoint, similar lengths per rank)."""
+        order = np.arange(len(self)) if fixed_length else np.argsort(-self.lengths, kind="stable")
+        order = order[shard[0]::shard[1]]
+        for s in range(0, len(order), batch_size):
+            yield self.collate(order[s:s + batch_size], fixed_length)
         for s in range(0, len(order), batch_size):
             yield self.collate(order[s:s + batch_size])
 

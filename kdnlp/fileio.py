@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,14 +59,71 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
             np.save(f, array)
 
 
+MANIFEST = "kdnlp_manifest.json"  # written last into every checkpoint directory: file -> size in bytes
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        elif p.is_dir():
+            _fsync_dir(p)
+
+
+def recover_dir(path: str | Path) -> bool:
+    """Undo a swap that atomic_dir could not finish (killed between its two renames): if `path` is missing but
+    its `.old` copy exists, put the old copy back. Also removes abandoned temp directories. True if recovered."""
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    leftover = re.compile(rf"\.{re.escape(path.name)}\.([A-Za-z0-9_]{{8}}\.tmp|deleting)")
+    for p in path.parent.iterdir() if path.parent.is_dir() else []:
+        if p.is_dir() and leftover.fullmatch(p.name):  # a writer (or deleter) killed part-way; never read
+            shutil.rmtree(p, ignore_errors=True)
+    if old.is_dir() and not path.exists():
+        os.replace(old, path)
+        _fsync_dir(path.parent)
+        return True
+    if old.is_dir():  # the swap finished; only the cleanup was cut short
+        shutil.rmtree(old, ignore_errors=True)
+    return False
+
+
+def check_manifest(path: str | Path) -> str | None:
+    """None if every file the manifest lists is there with its recorded size, else what is wrong.
+    Directories written before manifests existed (no manifest) pass."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        return f"unreadable {MANIFEST} ({e.__class__.__name__})"
+    for name, size in manifest.get("files", {}).items():
+        f = path / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if f.stat().st_size != size:
+            return f"{name} has {f.stat().st_size} bytes, the manifest says {size} (truncated or changed)"
+    return None
+
+
 @contextmanager
 def atomic_dir(path: str | Path):
-    """Yield a temp directory; on success swap it in place of `path` (old one removed last)."""
+    """Yield a temp directory; on success write its manifest, fsync everything and swap it in place of `path`.
+
+    The swap is two renames (path -> .path.old, tmp -> path). A kill between them leaves only .path.old, which
+    recover_dir (called here and by every loader) renames back: the previous checkpoint is never lost."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=2) + "\n", encoding="utf-8")
+        _fsync_tree(tmp)
+        _fsync_dir(tmp)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -78,6 +136,18 @@ def atomic_dir(path: str | Path):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_dir(path: str | Path) -> None:
+    """Delete a directory so that a kill part-way never leaves a half-deleted one under its name."""
+    path = Path(path)
+    if not path.exists():
+        return
+    trash = path.with_name(f".{path.name}.deleting")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(path, trash)
+    _fsync_dir(path.parent)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

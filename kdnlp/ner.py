@@ -61,7 +61,7 @@ def read_column_file(path: str | Path) -> list[tuple[str, list[str], list[str]]]
             raise UserError(f"{path} line {lineno}: expected 'token ... TAG' columns, got {line.strip()!r}")
         tag = parts[-1]
         if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
-            raise UserError(f"{path} line {lineno}: tag {tag!r} is not O, B-TYPE or I-TYPE")
+            raise UserError(f"{path} line {lineno}: tag {tag!r} is not O, B-TYPE or I-TYPE; use IOB1/IOB2 tags in the last column")
         tokens.append(parts[0])
         tags.append(tag)
     if not sentences:

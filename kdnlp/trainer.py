@@ -2,12 +2,14 @@
 
     train_teacher()         fine-tune the teacher, select on dev, save <out>/teacher, report on test
     cache_teacher_logits()  run the saved teacher once over train -> <out>/logits/train.npy (+ manifest)
+    transfer_set()          augment.enabled: Tang et al.'s augmented texts -> <out>/augment/ (labelled via the cache)
     train_student()         alpha * CE + T * D(student, cached teacher logits) -> <out>/student, report on test
     evaluate(name)          test report for <out>/<name>
     run()                   all of the above, then the teacher-vs-student table
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -19,15 +21,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .cache import LogitCache
+from .augment import TransferSetStore, load_or_build_transfer_set
+from .cache import LogitCache, average_logits
+from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config
-from .data import EncodedSplit, Splits
+from .data import EncodedSplit, Example, Splits
+from .distributed import gather_rows, make_accelerator, shard_batches
 from .errors import UserError
-from .fileio import atomic_dir, dir_size, sha256_file, write_json, write_text
+from .fileio import atomic_dir, check_manifest, dir_size, recover_dir, sha256_file, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
 from .ner import IGNORE, TokenLogits
 from .report import comparison_table
-from .students import STUDENTS, StudentContext
+from .intermediate import IntermediateDistiller
+from .students import STAGED_TRAINING, STUDENTS, StudentContext
 from .tasks import TASKS, auto_class
 from .teacher import build_random_teacher, load_pretrained_teacher, load_tokenizer, resolve_pretrained
 from .vocab import build_vocab_file
@@ -52,39 +58,49 @@ def seed_everything(seed: int) -> None:
 
 def load_model_dir(path: Path, task: str = "classification"):
     """(model, tokenizer, labels) from a directory written by this Trainer; plain transformers loading."""
+    from transformers import AutoConfig
+
     from .students.bilstm import WordTokenizer
+    recover_dir(path)  # a save killed between its two renames
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
+    if (problem := check_manifest(path)) is not None:
+        raise UserError(f"{path}: checkpoint is damaged ({problem}); retrain it")
+    if not (path / LABELS_FILE).is_file():
+        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
+    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+    num_labels = AutoConfig.from_pretrained(str(path)).num_labels
+    if num_labels != len(labels):
+        raise UserError(f"{path}: config.json has num_labels={num_labels} but {LABELS_FILE} lists "
+                        f"{len(labels)} labels; the directory was mixed from two models, retrain it")
     model = auto_class(task).from_pretrained(str(path))
     if (path / WordTokenizer.VOCAB_FILE).is_file():
         tokenizer = WordTokenizer.from_pretrained(path)
     else:
         tokenizer = load_tokenizer(path)
-    if not (path / LABELS_FILE).is_file():
-        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
-    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
     return model, tokenizer, labels
 
 
 class Trainer:
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
+        self.resume = resume  # --resume: continue interrupted training from <output_dir>/<name>.resume
         self.task = TASKS[cfg.task]
         self.out = cfg.out
-        self.device = pick_device(cfg.train.device)
+        # Accelerate: mixed precision (train.mixed_precision) and, under accelerate launch / torchrun, one process
+        # per device training data-parallel (kdnlp/distributed.py). One process runs exactly as without it.
+        self.accelerator, self.device = make_accelerator(cfg.train.mixed_precision, pick_device(cfg.train.device))
+        self.is_main = self.accelerator.is_main_process  # only it writes checkpoints, caches and reports
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._splits: Splits | None = None
-        # bf16 autocast on GPUs that support it; fp32 elsewhere (fp16 would need loss scaling)
-        self.amp = (torch.autocast("cuda", dtype=torch.bfloat16)
-                    if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else None)
 
     # ------------------------------------------------------------ data
 
     @property
     def splits(self) -> Splits:
         if self._splits is None:
-            self._splits = self.task.load_splits(self.cfg.data, self.cfg.train.seed)
+            self._splits = self.task.load_splits(self.cfg.data, self.cfg.data.seed)
             s = self._splits
             print(f"data: {len(s.train)} train / {len(s.dev)} dev ({s.dev_source}) / {len(s.test)} test, "
                   f"{len(s.labels)} {'tags' if self.cfg.task == 'ner' else 'classes'}")
@@ -98,7 +114,7 @@ class Trainer:
     # ------------------------------------------------------------ the training loop
 
     def _autocast(self):
-        return self.amp if self.amp is not None else nullcontext()
+        return self.accelerator.autocast()  # train.mixed_precision; a no-op for "no"
 
     @torch.no_grad()
     def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
@@ -106,29 +122,28 @@ class Trainer:
         """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
 
         Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only.
+        With several processes each predicts a disjoint shard and all get the gathered result; with an explicit
+        `device` (the CPU speed measurement) this process alone predicts everything, in fp32.
         fixed_padding: pad every row to data.max_length in file order (the seed's way; for speed comparisons)."""
+        local = device is not None
         device = device or self.device
+        shard = (0, 1) if local else (self.accelerator.process_index, self.accelerator.num_processes)
         model.eval()
-        out, rows = None, None
+        pieces = []  # (example indices, their logits) per batch
+        bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None if self.is_main else True)
         fixed_length = self.cfg.data.max_length if fixed_padding else None
-        for batch in tqdm(data.eval_batches(batch_size, fixed_length), total=data.n_batches(batch_size),
-                          desc=desc, leave=False, disable=None):
-            with (self._autocast() if device.type == "cuda" else nullcontext()):
+        for batch in data.eval_batches(batch_size, fixed_length, shard):
+            bar.update(len(batch["index"]) * shard[1])  # examples/s of all processes, not batches/s
+            with (self._autocast() if not local else nullcontext()):
                 logits = model(input_ids=batch["input_ids"].to(device),
                                attention_mask=batch["attention_mask"].to(device)).logits
             logits = logits.float().cpu().numpy()
-            if logits.ndim == 3:
-                rows = rows if rows is not None else [None] * len(data)
+            if logits.ndim == 3:  # keep the valid (labelled) positions of each row
                 valid = (batch["labels"] != IGNORE).numpy()
-                for b, i in enumerate(batch["index"].tolist()):
-                    rows[i] = logits[b][valid[b]]
-                continue
-            if out is None:
-                out = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
-            out[batch["index"].numpy()] = logits
-        if rows is not None:
-            return TokenLogits.from_rows(rows, model.config.num_labels)
-        return out
+                logits = [logits[b][valid[b]] for b in range(len(logits))]
+            pieces.append((batch["index"].numpy(), logits))
+        bar.close()
+        return gather_rows(pieces, len(data), model.config.num_labels, None if local else self.accelerator)
 
     def _save(self, model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
         with atomic_dir(path) as tmp:
@@ -142,32 +157,52 @@ class Trainer:
             (tmp / "train_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
     def fit(self, model, tokenizer, loss_fn, hp, save_dir: Path, name: str,
-            teacher_logits: np.ndarray | None = None) -> dict:
-        """Train `model` with `loss_fn`, evaluate dev each epoch (and every eval_every steps), keep the best."""
+            teacher_logits: np.ndarray | None = None, train_examples: list | None = None) -> dict:
+        """Train `model` with `loss_fn`, evaluate dev each epoch (and every eval_every steps), keep the best.
+
+        `train_examples` (default: the train split) is what the student sees: the transfer set when augmenting;
+        row i of `teacher_logits` belongs to train_examples[i]."""
         cfg, splits = self.cfg, self.splits
         seed_everything(cfg.train.seed)
-        train = self.task.encode(splits.train, tokenizer, cfg.data.max_length)
+        train = self.task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
         dev = self.task.encode(splits.dev, tokenizer, cfg.data.max_length)
         model.to(self.device)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
                   {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0}]
+        # loss-side parameters (e.g. intermediate distillation's projections): trained here, resumed, never saved
+        extra = getattr(loss_fn, "extra_module", None)
+        if extra is not None:
+            extra.to(self.device)
+            params.append({"params": list(extra.parameters()), "weight_decay": 0.0})
         optimizer = torch.optim.AdamW(params, lr=hp.lr)
-        total_steps = hp.epochs * train.n_batches(hp.batch_size)
+        accelerator, accum = self.accelerator, cfg.train.grad_accum
+        world = accelerator.num_processes
+        total_steps = hp.epochs * math.ceil(math.ceil(train.n_batches(hp.batch_size) / world) / accum)
         warmup = int(hp.warmup_ratio * total_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
         rng = random.Random(cfg.train.seed)
+        raw_model = model  # saved and evaluated; `model` becomes the DDP wrapper with several processes
+        model, optimizer = accelerator.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
+        if world > 1:  # DDP has broadcast rank 0's weights; give each process its own dropout masks
+            torch.manual_seed(cfg.train.seed + accelerator.process_index)
         state = {"metric": self.task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
+        resume = ResumePoint(save_dir.with_name(save_dir.name + ".resume"), run_fingerprint(cfg, hp, splits, teacher_logits))
+        if self.resume and (done := resume.finished_run(save_dir)) is not None:
+            print(f"resume: {name} already finished ({save_dir / 'train_log.json'}); not training it again")
+            return done
+        first_epoch = resume.begin(self.resume, raw_model, optimizer, scheduler, rng, state, extra, writer=self.is_main)
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
-            acc = self.task.score(self.predict_logits(model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
+            acc = self.task.score(self.predict_logits(raw_model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
             improved = acc > state["best_dev"]
             state["history"].append({"epoch": epoch, "step": state["step"], "dev": acc})
             if improved:
                 state.update(best_dev=acc, best_step=state["step"], bad_evals=0)
-                self._save(model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
+                if self.is_main:
+                    self._save(raw_model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
             else:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
@@ -176,46 +211,73 @@ class Trainer:
             return state["bad_evals"] >= cfg.train.patience
 
         stop = False
-        for epoch in range(1, hp.epochs + 1):
+        for epoch in range(first_epoch, hp.epochs + 1):
             model.train()
             t0 = time.perf_counter()
             seen, loss_sum = 0, 0.0
-            bar = tqdm(train.train_batches(hp.batch_size, rng), total=train.n_batches(hp.batch_size),
-                       desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None)
-            for batch in bar:
+            # Every process draws the same seeded batch list and trains on its share; DDP averages the gradients.
+            # (Not an accelerate-prepared DataLoader: our batches are length-bucketed lists of example indices,
+            # which also index the teacher logits; sharding them ourselves keeps that one code path.)
+            batches = shard_batches(train.train_batch_indices(hp.batch_size, rng), accelerator.process_index, world)
+            bar = tqdm(batches, desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None if self.is_main else True)
+            for i, index in enumerate(bar):
+                batch = train.collate(np.array(index))
+                # Gradient accumulation: an optimizer step every `accum` batches and at the epoch's last one;
+                # the batches before it skip DDP's gradient all-reduce (no_sync), the loss is averaged over them.
+                window = min(accum, len(batches) - i // accum * accum)
+                step_now = (i + 1) % accum == 0 or i + 1 == len(batches)
                 tl = None
                 if teacher_logits is not None:  # rows by example index: shuffling-safe
                     tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)  # np or TokenLogits
                 labels = batch["labels"].to(self.device)
-                with self._autocast():
-                    logits = model(input_ids=batch["input_ids"].to(self.device),
-                                   attention_mask=batch["attention_mask"].to(self.device)).logits
-                if logits.dim() == 3:  # token classification: only labelled positions count, in row order
-                    valid = labels != IGNORE
-                    logits, labels = logits[valid], labels[valid]
-                loss, parts = loss_fn(logits, labels, tl)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["step"] += 1
+                if hasattr(loss_fn, "start_step"):  # schedules (temperature, weights, Theseus replacement rate)
+                    loss_fn.start_step(state["step"], total_steps)
+                inputs = {"input_ids": batch["input_ids"].to(self.device),
+                          "attention_mask": batch["attention_mask"].to(self.device)}
+                with nullcontext() if step_now else accelerator.no_sync(model):
+                    with self._autocast():
+                        outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
+                    logits = outputs.logits
+                    if logits.dim() == 3:  # token classification: only labelled positions count, in row order
+                        valid = labels != IGNORE
+                        logits, labels = logits[valid], labels[valid]
+                    if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
+                        loss, parts = loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
+                    else:
+                        loss, parts = loss_fn(logits, labels, tl)
+                    accelerator.backward(loss / window)
                 rows = len(batch["index"])  # examples (NER: windows), not tokens
                 seen += rows
                 loss_sum += loss.item() * rows
                 bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
+                if not step_now:
+                    continue
+                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
                 if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
                     if evaluate_dev(epoch):
                         stop = True
                         break
             epoch_seconds = time.perf_counter() - t0
+            # all processes' examples: the epoch's loss and speed, as with one process
+            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=self.device)
+            loss_sum, seen = accelerator.reduce(totals, "sum").tolist()
             state["history"].append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
                                      "epoch_seconds": round(epoch_seconds, 2)})
             print(f"{name} epoch {epoch}: train loss {loss_sum / max(seen, 1):.4f}, {epoch_seconds:.1f}s "
                   f"({seen / epoch_seconds:.0f} examples/s)")
             if stop or evaluate_dev(epoch):
                 break
-        write_json(save_dir / "train_log.json", state)
+            if self.is_main:  # after every completed epoch: what --resume continues from
+                resume.save(raw_model, optimizer, scheduler, rng, state, next_epoch=epoch + 1, extra=extra)
+        if self.is_main:
+            write_json(save_dir / "train_log.json", state)
+            resume.clear()
+        accelerator.wait_for_everyone()  # the others go on to read the saved checkpoint
+        accelerator.free_memory()  # drop the Accelerator's references to this model and optimizer
         return state
 
     # ------------------------------------------------------------ teacher
@@ -223,6 +285,7 @@ class Trainer:
     def teacher_tokenizer(self):
         """The teacher's tokenizer: the fine-tuned teacher's, else teacher.pretrained's, else teacher.vocab."""
         tdir = self.out / "teacher"
+        recover_dir(tdir)
         if (tdir / "config.json").is_file():
             return load_tokenizer(tdir)
         t = self.cfg.teacher
@@ -238,9 +301,10 @@ class Trainer:
         v = self.cfg.teacher.vocab
         if v == "build":  # character-level vocabulary made from the training texts
             path = self.out / "vocab.txt"
-            if not path.is_file():
-                n = build_vocab_file([e.text for e in self.splits.train], path)
-                print(f"vocab: built {n} tokens from the training data -> {path}")
+            with self.accelerator.main_process_first():  # the main process writes it, the others then read it
+                if not path.is_file():
+                    n = build_vocab_file([e.text for e in self.splits.train], path)
+                    print(f"vocab: built {n} tokens from the training data -> {path}")
             return path
         return Path(v)
 
@@ -274,32 +338,73 @@ class Trainer:
         vocab = next((tdir / f for f in ("tokenizer.json", "vocab.txt") if (tdir / f).is_file()), None)
         return {
             "teacher_weights_sha256": sha256_file(weights) if weights else None,
-            "data_sha256": self.splits.fingerprint(split),
+            "data_sha256": self.splits.fingerprint(split) if hasattr(self.splits, split) else None,
             "tokenizer_sha256": sha256_file(vocab) if vocab else None,
             "max_length": self.cfg.data.max_length,
         }
 
-    def cache_teacher_logits(self, split: str = "train", fixed_padding: bool = False) -> np.ndarray:
-        tdir = self.out / "teacher"
+    def cache_teacher_logits(self, split: str = "train", examples: list | None = None,
+                             data_sha256: str | None = None, teacher_dir: Path | None = None,
+                             fixed_padding: bool = False) -> np.ndarray:
+        """Teacher logits for a split (or for `examples`, e.g. the augmented texts, identified by `data_sha256`).
+
+        `teacher_dir`: another fine-tuned teacher (distill.teachers); its cache is <out>/logits/<split>.<hash>."""
+        tdir = teacher_dir or self.out / "teacher"
         model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
         self._check_labels(labels, tdir)
         fingerprint = self._cache_fingerprint(tdir, split)
-        cache = LogitCache(self.out / "logits", split)
+        if examples is not None:
+            fingerprint["data_sha256"] = data_sha256
+        cache_name = split if teacher_dir is None else f"{split}.{hashlib.sha256(str(Path(tdir).resolve()).encode()).hexdigest()[:10]}"
+        cache = LogitCache(self.out / "logits", cache_name)
         logits = cache.load(fingerprint)
         if logits is not None:
             print(f"logit cache: reusing {cache.array_path} (fingerprint matches)")
             return logits
         print(f"logit cache: computing teacher logits for {split} ({cache.status})")
         model.to(self.device)
-        data = self.task.encode(getattr(self.splits, split), tokenizer, self.cfg.data.max_length)
+        data = self.task.encode(examples if examples is not None else getattr(self.splits, split),
+                                tokenizer, self.cfg.data.max_length)
         t0 = time.perf_counter()
         logits = self.predict_logits(model, data, self.cfg.teacher.batch_size * 2, desc=f"teacher logits ({split})",
                                      fixed_padding=fixed_padding)
         seconds = time.perf_counter() - t0
-        cache.save(logits, fingerprint, {"seconds": round(seconds, 2), "examples_per_second": round(len(data) / seconds, 1),
-                                         "padding": "fixed" if fixed_padding else "sorted dynamic"})
+        if self.is_main:  # every process has all rows (gathered); one writes them
+            cache.save(logits, fingerprint, {"seconds": round(seconds, 2), "examples_per_second": round(len(data) / seconds, 1),
+                                             "processes": self.accelerator.num_processes,
+                                             "padding": "fixed" if fixed_padding else "sorted dynamic"})
+        self.accelerator.wait_for_everyone()
         print(f"logit cache: {len(data)} rows in {seconds:.1f}s ({len(data) / seconds:.0f} examples/s) -> {cache.array_path}")
         return logits
+
+    def teacher_logits(self, split: str = "train", examples: list | None = None,
+                       data_sha256: str | None = None, fixed_padding: bool = False) -> np.ndarray:
+        """The cached logits of this run's teacher, or the average over distill.teachers (multi-teacher KD)."""
+        dirs = self.cfg.distill.teachers
+        if not dirs:
+            return self.cache_teacher_logits(split, examples, data_sha256, fixed_padding=fixed_padding)
+        own = (self.out / "teacher").resolve()
+        each = [self.cache_teacher_logits(split, examples, data_sha256,
+                                          None if (self.out / "teacher" if d == "teacher" else Path(d)).resolve() == own
+                                          else Path(d), fixed_padding=fixed_padding) for d in dirs]
+        print(f"teachers: averaging the logits of {len(each)} teachers ({', '.join(dirs)})")
+        return average_logits(each, dirs)
+
+    # ------------------------------------------------------------ transfer set (Tang et al. augmentation)
+
+    def transfer_set(self):
+        """The augmented texts for this config's train split: stored in <out>/augment/, rebuilt when stale."""
+        mask = getattr(self.teacher_tokenizer(), "mask_token", None) or "[MASK]"
+        with self.accelerator.main_process_first():  # the main process builds and stores it, the others load it
+            return load_or_build_transfer_set([e.text for e in self.splits.train], self.cfg.augment, mask,
+                                              self.out / "augment")
+
+    def _augmented(self) -> tuple[list, np.ndarray]:
+        """Augmented examples (label IGNORE: no gold) and their cached teacher logits."""
+        ts = self.transfer_set()
+        examples = [Example(t, IGNORE) for t in ts.texts]
+        sha = TransferSetStore(self.out / "augment").content_hash()
+        return examples, self.teacher_logits("augment", examples, data_sha256=sha)
 
     # ------------------------------------------------------------ student
 
@@ -313,17 +418,30 @@ class Trainer:
     def train_student(self) -> dict:
         cfg = self.cfg
         loss_fn = DistillLoss(cfg.distill)
-        teacher_logits = None
+        teacher_logits, train_examples = None, None
         if loss_fn.needs_teacher:
-            teacher_logits = self.cache_teacher_logits("train")
+            teacher_logits = self.teacher_logits("train")
+            if cfg.augment.enabled:  # originals get alpha*CE + T*D, augmented rows T*D only (label IGNORE)
+                augmented, aug_logits = self._augmented()
+                train_examples = list(self.splits.train) + augmented
+                teacher_logits = np.concatenate([teacher_logits, aug_logits])
+                print(f"transfer set: {len(self.splits.train)} originals + {len(augmented)} augmented examples")
         else:
-            print("student alone: distill.T = 0, so no teacher logits are computed or used")
+            print("student alone: distill.T = 0, so no teacher logits are computed or used"
+                  + (" (and no augmented examples: they only carry the teacher term)" if cfg.augment.enabled else ""))
         model, tokenizer = self.build_student()
         hp = cfg.student
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
-              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}")
+              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}"
+              + (f" + intermediate ({cfg.distill.intermediate if isinstance(cfg.distill.intermediate, str) else 'list'})"
+                 if cfg.distill.intermediate else ""))
+        if cfg.distill.intermediate:
+            loss_fn = IntermediateDistiller(loss_fn, self.fine_tuned_teacher(), model, cfg.distill.intermediate)
         name = cfg.student.name
-        self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits)
+        if cfg.student.type in STAGED_TRAINING:  # students with training stages of their own (theseus, fastbert)
+            STAGED_TRAINING[cfg.student.type](self, model, tokenizer, loss_fn, teacher_logits, train_examples)
+        else:
+            self.fit(model, tokenizer, loss_fn, hp, self.out / name, name, teacher_logits, train_examples)
         return self.evaluate(name)
 
     # ------------------------------------------------------------ evaluation
@@ -342,7 +460,7 @@ class Trainer:
         print(f"\n{name} on test ({len(self.splits.test)} examples):\n{text}\n")
         speed = len(self.splits.test) / seconds
         cpu_speed = speed
-        if self.device.type != "cpu":  # the table compares CPU speed: measure it on a slice of test
+        if self.device.type != "cpu" and self.is_main:  # the table compares CPU speed: measure it on a slice of test
             sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
             model.to("cpu")
             t1 = time.perf_counter()
@@ -353,15 +471,18 @@ class Trainer:
                   "size_bytes": sum(p.stat().st_size for p in weights) or dir_size(mdir),
                   "device": str(self.device), "batch_size": batch_size, "eval_seconds": round(seconds, 3),
                   "examples_per_second": round(speed, 1), "cpu_examples_per_second": round(cpu_speed, 1),
-                  "torch_threads": torch.get_num_threads(), "data": {"test": self.cfg.data.test}}
-        write_json(mdir / "report.json", report)
+                  "torch_threads": torch.get_num_threads(), "data": {"test": self.cfg.data.test},
+                  "processes": self.accelerator.num_processes}
+        if self.is_main:
+            write_json(mdir / "report.json", report)
         return report
 
     def run(self) -> str:
         teacher = self.train_teacher()
         student = self.train_student()
         table = comparison_table(teacher, student)
-        write_text(self.out / "comparison.md", table + "\n")
+        if self.is_main:
+            write_text(self.out / "comparison.md", table + "\n")
         test = self.cfg.data.test or f"the test split of {self.cfg.data.train}"
         print(f"\nTeacher vs student on test ({test}):\n{table}\n")
         return table

@@ -69,3 +69,17 @@ def test_word_tokenizer_and_word2vec(tmp_path):
     vec.write_text("movie 1 2 3\nplot 4 5\n")
     with pytest.raises(UserError, match="vec.txt line 2: expected 3 numbers"):
         read_word2vec(str(vec), tok.index)
+
+
+def test_frozen_teacher_embeddings_stay_fixed(write_config, tmp_path):
+    from kdnlp.cli import main
+    from transformers import AutoModelForSequenceClassification
+    cfg = write_config({"student": {"embeddings": "teacher", "freeze_embeddings": True, "epochs": 1}})
+    assert main(["distill", "--config", str(cfg)]) == 0
+    teacher = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "teacher")
+    student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "student")
+    assert torch.equal(student.embed.weight, teacher.get_input_embeddings().weight)
+    assert main(["train-student", "--config", str(cfg), "--set", "student.freeze_embeddings=false",
+                 "--set", "student.name=unfrozen"]) == 0
+    unfrozen = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "unfrozen")
+    assert not torch.equal(unfrozen.embed.weight, teacher.get_input_embeddings().weight)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import bilstm, truncated_bert
+from . import bilstm, fastbert, theseus, truncated_bert
 
 
 @dataclass
@@ -22,4 +22,13 @@ class StudentContext:
 STUDENTS: dict[str, Callable] = {
     "bilstm": bilstm.build,
     "bert": truncated_bert.build,
+    "fastbert": fastbert.build,
+    "theseus": theseus.build,
+}
+
+# Students whose training has stages of their own: fit(trainer, model, tokenizer, loss_fn, teacher_logits,
+# train_examples) runs Trainer.fit once per stage and leaves the final model in <output_dir>/<student.name>.
+STAGED_TRAINING: dict[str, Callable] = {
+    "fastbert": fastbert.fit,
+    "theseus": theseus.fit,
 }

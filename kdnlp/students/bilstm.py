@@ -189,4 +189,6 @@ def build(cfg, ctx):
     if weights is not None:
         with torch.no_grad():
             model.embed.weight.copy_(weights[:config.vocab_size])
+    if s.freeze_embeddings:  # copied vectors stay fixed: no dense AdamW update of a 30k x 384 matrix every step
+        model.embed.weight.requires_grad_(False)
     return model, tokenizer
