@@ -313,8 +313,6 @@ class EncodedSplit:
         order = order[shard[0]::shard[1]]
         for s in range(0, len(order), batch_size):
             yield self.collate(order[s:s + batch_size], fixed_length)
-        for s in range(0, len(order), batch_size):
-            yield self.collate(order[s:s + batch_size])
 
     def n_batches(self, batch_size: int) -> int:
         return (len(self) + batch_size - 1) // batch_size
