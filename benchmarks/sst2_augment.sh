@@ -12,7 +12,8 @@ mkdir -p $OUT && ln -sfn ../sst2/teacher $OUT/teacher
 kdnlp augment --config $CFG --show 10                       # build (timed) and show the transfer set
 kdnlp cache-logits --config $CFG                             # teacher logits for the 5,000 originals
 for seed in 1 2 3; do
-  kdnlp train-student --config $CFG --seed $seed --set student.name=bilstm_aug_s$seed              # KD + transfer set
+  kdnlp train-student --config $CFG --seed $seed --set student.name=bilstm_aug2ep_s$seed           # KD + transfer set
+  kdnlp train-student --config $CFG --seed $seed --epochs 1 --set student.name=bilstm_aug_s$seed  # the same, 1 epoch
   kdnlp train-student --config $CFG --seed $seed --alpha 1 --T 0 --epochs 6 --set student.name=bilstm_alone_s$seed
 done
 for seed in 1 2 3; do  # ablation: distillation on the originals only
