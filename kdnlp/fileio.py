@@ -26,6 +26,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, is_dir: bool) -> None:
+    """mkstemp/mkdtemp create owner-only (0600/0700) entries; give the final file the mode open() would have."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temp path next to `path`; on success fsync and rename it over `path`."""
@@ -37,6 +48,7 @@ def atomic_path(path: str | Path):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _usual_mode(Path(tmp), is_dir=False)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
@@ -124,6 +136,7 @@ def atomic_dir(path: str | Path):
         (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=2) + "\n", encoding="utf-8")
         _fsync_tree(tmp)
         _fsync_dir(tmp)
+        _usual_mode(tmp, is_dir=True)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
