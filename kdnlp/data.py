@@ -286,13 +286,9 @@ class EncodedSplit:
             mask[row, :len(seq)] = 1
         return {"input_ids": input_ids, "attention_mask": mask, "index": torch.from_numpy(np.asarray(index))}
 
-    def train_batches(self, batch_size: int, rng: random.Random, bucket: int = 50) -> Iterator[dict]:
-        """Shuffled batches of similar length: shuffle, sort within buckets of `bucket` batches, shuffle batches."""
-        for b in self.train_batch_indices(batch_size, rng, bucket):
-            yield self.collate(np.array(b))
-
     def train_batch_indices(self, batch_size: int, rng: random.Random, bucket: int = 50) -> list[list[int]]:
-        """The example indices of train_batches(), without collating (data-parallel ranks each take a share)."""
+        """Shuffled batches of similar length, as example indices: shuffle, sort within buckets of `bucket` batches,
+        shuffle the batches. Indices, not tensors: data-parallel ranks each take a share, then collate()."""
         order = list(range(len(self)))
         rng.shuffle(order)
         batches = []

@@ -333,12 +333,12 @@ class Trainer:
 
     # ------------------------------------------------------------ logit cache
 
-    def _cache_fingerprint(self, tdir: Path, split: str) -> dict:
+    def _cache_fingerprint(self, tdir: Path, data_sha256: str) -> dict:
         weights = next((tdir / w for w in WEIGHT_NAMES if (tdir / w).is_file()), None)
         vocab = next((tdir / f for f in ("tokenizer.json", "vocab.txt") if (tdir / f).is_file()), None)
         return {
             "teacher_weights_sha256": sha256_file(weights) if weights else None,
-            "data_sha256": self.splits.fingerprint(split) if hasattr(self.splits, split) else None,
+            "data_sha256": data_sha256,
             "tokenizer_sha256": sha256_file(vocab) if vocab else None,
             "max_length": self.cfg.data.max_length,
         }
@@ -350,17 +350,17 @@ class Trainer:
 
         `teacher_dir`: another fine-tuned teacher (distill.teachers); its cache is <out>/logits/<split>.<hash>."""
         tdir = teacher_dir or self.out / "teacher"
-        model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
-        self._check_labels(labels, tdir)
-        fingerprint = self._cache_fingerprint(tdir, split)
-        if examples is not None:
-            fingerprint["data_sha256"] = data_sha256
+        recover_dir(tdir)
+        fingerprint = self._cache_fingerprint(tdir, data_sha256 if examples is not None else self.splits.fingerprint(split))
         cache_name = split if teacher_dir is None else f"{split}.{hashlib.sha256(str(Path(tdir).resolve()).encode()).hexdigest()[:10]}"
         cache = LogitCache(self.out / "logits", cache_name)
-        logits = cache.load(fingerprint)
-        if logits is not None:
+        logits = cache.load(fingerprint) if (tdir / LABELS_FILE).is_file() else None
+        if logits is not None:  # a hit needs only the fingerprint: the teacher's weights are not loaded
+            self._check_labels((tdir / LABELS_FILE).read_text(encoding="utf-8").splitlines(), tdir)
             print(f"logit cache: reusing {cache.array_path} (fingerprint matches)")
             return logits
+        model, tokenizer, labels = load_model_dir(tdir, self.cfg.task)
+        self._check_labels(labels, tdir)
         print(f"logit cache: computing teacher logits for {split} ({cache.status})")
         model.to(self.device)
         data = self.task.encode(examples if examples is not None else getattr(self.splits, split),

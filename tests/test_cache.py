@@ -118,7 +118,7 @@ def test_damaged_cache_files_are_never_used(trained, capsys, damage):
     rebuilt = Trainer(load_config(path)).cache_teacher_logits()
     assert "computing teacher logits" in capsys.readouterr().out
     np.testing.assert_allclose(rebuilt, logits, atol=1e-6)
-    assert LogitCache(trainer.out / "logits", "train").load(trainer._cache_fingerprint(trainer.out / "teacher", "train")) is not None
+    assert LogitCache(trainer.out / "logits", "train").load(trainer._cache_fingerprint(trainer.out / "teacher", trainer.splits.fingerprint("train"))) is not None
 
 
 def test_shuffled_student_batches_get_their_teacher_rows(trained):
@@ -146,3 +146,13 @@ def test_shuffled_student_batches_get_their_teacher_rows(trained):
     first_epoch = np.concatenate([tl[:, 0].numpy() for _, tl in seen])[: len(logits)]
     assert sorted(first_epoch.astype(int).tolist()) == list(range(len(logits)))
     assert first_epoch.astype(int).tolist() != list(range(len(logits)))  # it really was shuffled
+
+
+def test_cache_hit_does_not_load_the_teacher(trained, monkeypatch):
+    path, trainer, logits = trained
+    import kdnlp.trainer as trainer_module
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the teacher's weights were loaded for a cache hit")
+    monkeypatch.setattr(trainer_module, "load_model_dir", no_loading)
+    np.testing.assert_array_equal(Trainer(load_config(path)).cache_teacher_logits(), logits)

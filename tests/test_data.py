@@ -96,7 +96,7 @@ def test_dynamic_padding_and_sorted_inference_restore_order(tiny_bert):
         assert batch["input_ids"].shape[1] == data.lengths[idx].max()  # padded to the batch's longest only
         seen.extend(idx.tolist())
     assert sorted(seen) == list(range(50))
-    train_idx = [i for b in data.train_batches(8, random.Random(1)) for i in b["index"].tolist()]
+    train_idx = [i for b in data.train_batch_indices(8, random.Random(1)) for i in b]
     assert sorted(train_idx) == list(range(50)) and train_idx != list(range(50))
 
 
