@@ -68,6 +68,7 @@ class StudentConfig:
     successor_epochs: Optional[int] = None  # then the successor is fine-tuned alone (default: epochs; 0 = skip)
     # fastbert: a classifier branch after every layer, self-distilled from the final classifier
     branch_epochs: int = 2            # epochs of branch training, after the backbone's `epochs`
+    branch_lr: float = 1e-3           # fresh heads on a frozen backbone: 5e-5 (the backbone's lr) barely moves them
     speed: float = 0.5                # exit when a branch's normalized entropy is below this (0 = never exit)
     # both
     epochs: int = 10
@@ -312,6 +313,7 @@ def validate_methods(cfg: Config, need) -> None:
     need(st.replacing_schedule in ("constant", "linear"), "student.replacing_schedule: use constant or linear")
     need(st.successor_epochs is None or st.successor_epochs >= 0, "student.successor_epochs: must be >= 0")
     need(st.branch_epochs >= 1, "student.branch_epochs: must be >= 1")
+    need(st.branch_lr > 0, "student.branch_lr: must be > 0")
     pt = cfg.pretrain
     need(pt.epochs >= 1 and pt.batch_size >= 1 and pt.lr > 0, "pretrain: epochs and batch_size must be >= 1, lr > 0")
     need(0 < pt.mask_prob < 1, "pretrain.mask_prob: must be in (0, 1)")

@@ -41,26 +41,55 @@ def read_corpus(paths: list[str], max_lines: int | None) -> list[str]:
     return lines[:max_lines] if max_lines else lines
 
 
-def word_ids(tokenizer, text: str, max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids with [CLS]/[SEP], and for each token the index of its word (-1 for [CLS]/[SEP])."""
+def _words(tokenizer, text: str) -> list[list[str]]:
+    """The text's tokens grouped by word: jieba words for Chinese, a word and its ## pieces otherwise."""
     if is_chinese(text):
         import jieba
         jieba.setLogLevel(60)
-        words = [tokenizer.tokenize(w) for w in jieba.lcut(text) if w.strip()]
-    else:
-        words = []
-        for tok in tokenizer.tokenize(text):
-            if tok.startswith("##") and words:
-                words[-1].append(tok)
-            else:
-                words.append([tok])
-    ids, groups = [tokenizer.cls_token_id], [-1]
-    for w, toks in enumerate(words):
-        for t in toks:
-            ids.append(tokenizer.convert_tokens_to_ids(t))
-            groups.append(w)
-    ids, groups = ids[:max_length - 1] + [tokenizer.sep_token_id], groups[:max_length - 1] + [-1]
-    return ids, groups
+        return [toks for toks in (tokenizer.tokenize(w) for w in jieba.lcut(text) if w.strip()) if toks]
+    words = []
+    for tok in tokenizer.tokenize(text):
+        if tok.startswith("##") and words:
+            words[-1].append(tok)
+        else:
+            words.append([tok])
+    return words
+
+
+def encode_chunks(tokenizer, text: str, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """[(token ids with [CLS]/[SEP], each token's word index or -1 for [CLS]/[SEP])], one per window of max_length.
+
+    A text longer than max_length becomes several windows instead of losing its tail: corpus lines are often whole
+    paragraphs (People's Daily: ~100 characters per line), and truncating them to the teacher's max_length would
+    throw away a third of the corpus. Windows break between words where a word fits;
+    a single word longer than a window is cut.
+    """
+    room = max_length - 2
+    chunks, cur = [], []
+    for toks in _words(tokenizer, text):
+        ids = [tokenizer.convert_tokens_to_ids(t) for t in toks]
+        while len(ids) > room:  # a word longer than a whole window
+            if cur:
+                chunks.append(cur)
+                cur = []
+            chunks.append([ids[:room]])
+            ids = ids[room:]
+        if not ids:
+            continue
+        if sum(map(len, cur)) + len(ids) > room:
+            chunks.append(cur)
+            cur = []
+        cur.append(ids)
+    if cur or not chunks:
+        chunks.append(cur)
+    out = []
+    for words in chunks:
+        ids, groups = [tokenizer.cls_token_id], [-1]
+        for w, piece in enumerate(words):
+            ids += piece
+            groups += [w] * len(piece)
+        out.append((ids + [tokenizer.sep_token_id], groups + [-1]))
+    return out
 
 
 def mask_tokens(ids: list[int], groups: list[int], prob: float, whole_word: bool, mask_id: int, vocab_size: int,
@@ -127,8 +156,8 @@ def pretrain(trainer, corpus: list[str]) -> Path:
     torch.manual_seed(p.seed)
     model, tokenizer = start_model(trainer, lines + train_texts)
     model.to(trainer.device)
-    encoded = [word_ids(tokenizer, t, cfg.data.max_length) for t in lines + train_texts]
-    held_encoded = [word_ids(tokenizer, t, cfg.data.max_length) for t in held]
+    encoded = [c for t in lines + train_texts for c in encode_chunks(tokenizer, t, cfg.data.max_length)]
+    held_encoded = [c for t in held for c in encode_chunks(tokenizer, t, cfg.data.max_length)]
     rng = np.random.default_rng(p.seed)
     held_batches = [_batch([mask_tokens(*x, p.mask_prob, p.whole_word_mask, tokenizer.mask_token_id, len(tokenizer), rng)
                             for x in held_encoded[i:i + p.batch_size]], tokenizer.pad_token_id)
@@ -136,7 +165,8 @@ def pretrain(trainer, corpus: list[str]) -> Path:
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01)
     total = p.epochs * ((len(encoded) + p.batch_size - 1) // p.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / max(1, total)))
-    print(f"pretrain: {len(encoded)} texts ({len(lines)} corpus lines + {len(train_texts)} training texts), "
+    print(f"pretrain: {len(encoded)} windows of <= {cfg.data.max_length} tokens from {len(lines)} corpus lines + "
+          f"{len(train_texts)} training texts, "
           f"{len(held)} held out, {p.epochs} epochs, mask {p.mask_prob}{' whole words' if p.whole_word_mask else ''}")
     history = []
     for epoch in range(1, p.epochs + 1):

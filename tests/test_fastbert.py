@@ -69,6 +69,18 @@ def test_early_exit_skips_layers_and_keeps_predictions(fast):
     assert model(**x).exit_layers.tolist() == [1] * 12 and counts == [12, 0, 0, 0]
 
 
+def test_branches_pool_real_tokens_only(fast):
+    """A branch reads the mean of the real tokens' states, so padding a sentence does not change its exit decision."""
+    _, model = fast
+    ids = torch.tensor([[2, 5, 7, 9, 3]])
+    padded = {"input_ids": torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], 1),
+              "attention_mask": torch.tensor([[1] * 5 + [0] * 4])}
+    with torch.no_grad():
+        a = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_branch_logits=True).branch_logits
+        b = model(**padded, output_branch_logits=True).branch_logits
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a, b))
+
+
 def test_normalized_entropy_range():
     assert torch.allclose(normalized_entropy(torch.zeros(2, 5)), torch.ones(2))
     assert normalized_entropy(torch.tensor([[100.0, 0.0, 0.0]])).item() < 1e-6

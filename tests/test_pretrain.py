@@ -6,7 +6,7 @@ import pytest
 from transformers import BertTokenizer
 
 from kdnlp.cli import main
-from kdnlp.pretrain import mask_tokens, word_ids
+from kdnlp.pretrain import encode_chunks, mask_tokens
 from tests.conftest import make_texts
 
 
@@ -46,14 +46,23 @@ def test_whole_word_masking_masks_all_pieces_of_a_word():
     assert len(seen) == 8  # every subset of the 3 words occurs
 
 
-def test_word_ids_groups_chinese_words_and_wordpieces(tiny_bert):
+def test_encode_chunks_groups_words_and_splits_long_lines_into_windows(tiny_bert):
     pytest.importorskip("jieba")
     tok = BertTokenizer(str(tiny_bert / "vocab.txt"))
-    ids, groups = word_ids(tok, "我喜欢", 32)
+    [(ids, groups)] = encode_chunks(tok, "我喜欢", 32)
     assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and len(ids) == 5
     assert groups[0] == groups[-1] == -1 and groups[2] == groups[3]  # 喜欢 is one jieba word
-    ids, groups = word_ids(tok, "我喜欢", 3)  # truncation keeps [SEP]
-    assert len(ids) == 3 and ids[-1] == tok.sep_token_id
+    text = "我喜欢这个电影，" * 20  # 160 characters: several windows of at most 16 tokens, nothing dropped
+    windows = encode_chunks(tok, text, 16)
+    assert len(windows) >= 10 and all(len(ids) <= 16 and ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+                                      for ids, _ in windows)
+    inner = [i for ids, _ in windows for i in ids[1:-1]]
+    assert inner == tok(text, add_special_tokens=False)["input_ids"]
+    for _, groups in windows:  # word indices restart per window and a word never spans two windows
+        g = groups[1:-1]
+        assert g[0] == 0 and all(b - a in (0, 1) for a, b in zip(g, g[1:]))
+    words = [tok.tokenize(w) for w in __import__("jieba").lcut(text)]
+    assert sum(len(set(g[1:-1])) for _, g in windows) == len([w for w in words if w])
 
 
 def test_pretrain_from_scratch_then_train_teacher(write_config, tmp_path, capsys):
