@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .data import is_chinese
 from .errors import UserError
@@ -172,7 +173,9 @@ def pretrain(trainer, corpus: list[str]) -> Path:
     for epoch in range(1, p.epochs + 1):
         model.train()
         order, t0, loss_sum = rng.permutation(len(encoded)), time.perf_counter(), 0.0
-        for i in range(0, len(order), p.batch_size):
+        starts = range(0, len(order), p.batch_size)
+        report_every = max(1, len(starts) // 10)  # a line per tenth of the epoch: logs show progress without a tty
+        for step, i in enumerate(tqdm(starts, desc=f"pretrain epoch {epoch}/{p.epochs}", disable=None), 1):
             rows = [mask_tokens(*encoded[j], p.mask_prob, p.whole_word_mask, tokenizer.mask_token_id, len(tokenizer), rng)
                     for j in order[i:i + p.batch_size]]
             batch = {k: v.to(trainer.device) for k, v in _batch(rows, tokenizer.pad_token_id).items()}
@@ -185,6 +188,9 @@ def pretrain(trainer, corpus: list[str]) -> Path:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.item() * len(rows)
+            if step % report_every == 0:
+                print(f"pretrain epoch {epoch} step {step}/{len(starts)}: MLM loss {loss.item():.4f}, "
+                      f"{(i + len(rows)) / (time.perf_counter() - t0):.0f} windows/s", flush=True)
         model.eval()
         with torch.no_grad():
             held_loss = float(np.mean([model(**{k: v.to(trainer.device) for k, v in b.items()}).loss.item()
