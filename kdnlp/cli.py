@@ -24,7 +24,7 @@ COMMANDS = {
     "export": "export --model to ONNX or TorchScript (optionally int8) and check parity on test",
     "bench": "size, latency, throughput, memory and test metric of each model -> bench.json/.md/.png",
     "pretrain": "masked-LM pretraining of the teacher on --corpus FILE... -> <output_dir>/pretrained",
-    "fastbert-speeds": "FastBERT student: test accuracy, examples/s and mean layers for each --speeds value",
+    "fastbert-speeds": "FastBERT student: accuracy, examples/s and mean layers on test (or --split dev) for each --speeds value",
 }
 
 
@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="text files, one text per line")
         if name == "fastbert-speeds":
             p.add_argument("--speeds", default="0,0.1,0.3,0.5,0.8", help="comma-separated exit thresholds")
+            p.add_argument("--split", choices=("dev", "test"), default="test",
+                           help="pick the speed on dev; report it on test (default test)")
         if name in ("evaluate", "predict", "export", "fastbert-speeds"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             pretrain(trainer, args.corpus)
         elif args.command == "fastbert-speeds":
             from .students.fastbert import speeds_report
-            speeds_report(trainer, args.model, _speeds(args.speeds))
+            speeds_report(trainer, args.model, _speeds(args.speeds), args.split)
     except UserError as e:
         if args.debug:
             raise

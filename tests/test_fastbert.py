@@ -103,6 +103,10 @@ def test_fastbert_two_stages_and_speeds_cli(write_config, tmp_path, capsys):
     assert "| mean layers |" in capsys.readouterr().out
     rows = json.loads((root / "student" / "speeds.json").read_text())["rows"]
     assert [r["mean_layers"] for r in rows] == [4.0, 1.0]
+    assert main(["fastbert-speeds", "--config", cfg, "--speeds", "0", "--split", "dev"]) == 0  # choose the speed on dev
+    assert "student on dev (" in capsys.readouterr().out
+    dev = json.loads((root / "student" / "speeds_dev.json").read_text())
+    assert dev["split"] == "dev" and dev["rows"][0]["mean_layers"] == 4.0
     assert main(["fastbert-speeds", "--config", cfg, "--speeds", "2"]) == 2
     assert "--speeds 2: use comma-separated numbers" in capsys.readouterr().err
     assert main(["fastbert-speeds", "--config", cfg, "--model", "teacher"]) == 2

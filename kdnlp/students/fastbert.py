@@ -201,8 +201,11 @@ def speeds_table(rows: list[dict], n_layers: int) -> str:
     return "\n".join(lines)
 
 
-def speeds_report(trainer, name: str, speeds: list[float]) -> list[dict]:
-    """FastBERT early exit on test at several speeds -> printed table + <out>/<name>/speeds.json."""
+def speeds_report(trainer, name: str, speeds: list[float], split: str = "test") -> list[dict]:
+    """FastBERT early exit on `split` at several speeds -> printed table + <out>/<name>/speeds[_dev].json.
+
+    Choose the speed on dev (split="dev"), then report that speed's row on test: a sweep on test is a trade-off
+    curve to read, not a place to pick from."""
     from ..fileio import write_json
     from ..trainer import load_model_dir  # the trainer module imports the students: import here
     mdir = trainer.out / name
@@ -210,10 +213,11 @@ def speeds_report(trainer, name: str, speeds: list[float]) -> list[dict]:
     if not isinstance(model, FastBertForSequenceClassification):
         raise UserError(f"{mdir}: not a FastBERT model (train one with student.type: fastbert)")
     trainer._check_labels(labels, mdir)
-    test = trainer.task.encode(trainer.splits.test, tokenizer, trainer.cfg.data.max_length)
-    rows = measure_speeds(model, test, speeds, batch_size=64, device=trainer.device)
-    print(f"\n{name} on test ({len(test)} examples, batch 64, {trainer.device}, {torch.get_num_threads()} threads):\n"
+    data = trainer.task.encode(getattr(trainer.splits, split), tokenizer, trainer.cfg.data.max_length)
+    rows = measure_speeds(model, data, speeds, batch_size=64, device=trainer.device)
+    print(f"\n{name} on {split} ({len(data)} examples, batch 64, {trainer.device}, {torch.get_num_threads()} threads):\n"
           f"{speeds_table(rows, model.config.num_hidden_layers)}\n")
-    write_json(mdir / "speeds.json", {"model": name, "device": str(trainer.device), "batch_size": 64,
-                                      "torch_threads": torch.get_num_threads(), "rows": rows})
+    write_json(mdir / ("speeds.json" if split == "test" else f"speeds_{split}.json"),
+               {"model": name, "split": split, "device": str(trainer.device), "batch_size": 64,
+                "torch_threads": torch.get_num_threads(), "rows": rows})
     return rows
