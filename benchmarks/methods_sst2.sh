@@ -21,12 +21,13 @@ step "Theseus-3"
 kdnlp train-student --config $C --set student.name=theseus3 --set student.type=theseus \
   --set student.replacing_schedule=linear --set student.replacing_rate=0.5 --set student.epochs=2 \
   --set student.successor_epochs=1
-# FastBERT on all 6 teacher layers: backbone 1 epoch, branches 2 epochs, then two+ speeds on test
+# FastBERT on all 6 teacher layers: backbone 1 epoch, branches 2 epochs (branch_lr 1e-3), then the speed sweep
 step "FastBERT-6"
 kdnlp train-student --config $C --set student.name=fastbert6 --set student.type=fastbert \
   --set student.num_layers=6 --set student.epochs=1 --set student.branch_epochs=2 --set student.speed=0.3
 step "FastBERT speeds"
-kdnlp fastbert-speeds --config $C --model fastbert6 --speeds 0,0.1,0.3,0.5
+kdnlp fastbert-speeds --config $C --model fastbert6 --speeds 0,0.1,0.3,0.5,0.7 --split dev   # pick the speed here
+kdnlp fastbert-speeds --config $C --model fastbert6 --speeds 0,0.1,0.3,0.5,0.7                # the curve on test
 # throughput of the same-architecture rows in one harness (BERT-3 rows share one shape; FastBERT at its speed 0.3)
 step "bench"
 kdnlp bench --config $C --models teacher,bert3_logits,fastbert6 --threads 2 --results bench_methods
