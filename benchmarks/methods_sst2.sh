@@ -30,7 +30,7 @@ kdnlp fastbert-speeds --config $C --model fastbert6 --speeds 0,0.1,0.3,0.5,0.7 -
 kdnlp fastbert-speeds --config $C --model fastbert6 --speeds 0,0.1,0.3,0.5,0.7                # the curve on test
 # throughput of the same-architecture rows in one harness (BERT-3 rows share one shape; FastBERT at its speed 0.3)
 step "bench"
-kdnlp bench --config $C --models teacher,bert3_logits,fastbert6 --threads 2 --results bench_methods
+kdnlp bench --config $C --models teacher,bert3_logits,fastbert6 --threads 2 --results bench_methods --speeds 0,0.3,0.5
 python benchmarks/summarize.py saved_dict/sst2
 step "SST-2 done"
 fi

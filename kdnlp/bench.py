@@ -142,7 +142,8 @@ def cache_pass(trainer, n_examples: int) -> dict:
 
 
 def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batch_size: int = 64,
-          fixed_padding: bool = False, cache_examples: int = 0, results: str = "bench") -> dict:
+          fixed_padding: bool = False, cache_examples: int = 0, results: str = "bench",
+          speeds: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5)) -> dict:
     cfg = trainer.cfg
     if runs < 1 or examples < 1 or batch_size < 1 or not models:
         raise UserError("bench: --models needs a model, and --runs, --examples, --batch-size must be >= 1")
@@ -173,6 +174,9 @@ def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batc
             rows.append(row)
             result = summarize(trainer, rows, runs, len(test), batch_size, fixed_padding, load_start)
             write_json(trainer.out / f"{results}.json", {**result, "complete": False})  # an interrupted run keeps its rows
+    sweeps = fastbert_sweeps(trainer, models, speeds, batch_size)
+    if sweeps:
+        result["fastbert_speeds"] = sweeps
     if cache_examples:
         print(f"bench: teacher cache pass over {cache_examples} train examples ...", flush=True)
         result["cache_pass"] = cache_pass(trainer, cache_examples)
@@ -183,6 +187,22 @@ def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batc
     plot(rows, trainer.task.metric, trainer.out / f"{results}.png")
     print(f"bench: wrote {trainer.out / f'{results}.json'} and {trainer.out / f'{results}.md'}")
     return result
+
+
+def fastbert_sweeps(trainer, models: list[str], speeds, batch_size: int) -> dict:
+    """For each FastBERT model: accuracy, examples/s and mean layers on the whole test split at each exit speed
+    (its bench row above is at the speed it was saved with)."""
+    from .students.fastbert import FastBertForSequenceClassification, measure_speeds
+    from .trainer import load_model_dir
+    sweeps = {}
+    for name in models:
+        model, tokenizer, _ = load_model_dir(trainer.out / name, trainer.cfg.task)
+        if isinstance(model, FastBertForSequenceClassification):
+            print(f"bench: {name} speeds {', '.join(map(str, speeds))} ...", flush=True)
+            test = trainer.task.encode(trainer.splits.test, tokenizer, trainer.cfg.data.max_length)
+            sweeps[name] = {"layers": model.config.num_hidden_layers,
+                            "rows": measure_speeds(model, test, list(speeds), batch_size, trainer.device)}
+    return sweeps
 
 
 def summarize(trainer, rows: list[dict], runs: int, n_examples: int, batch_size: int, fixed_padding: bool,
@@ -220,6 +240,10 @@ def markdown(result: dict) -> str:
                  + (f", onnxruntime {m['onnxruntime']}" if "onnxruntime" in m else "")
                  + f"; load average {m['load_average_at_start'][0]:.2f} at start, {m['load_average'][0]:.2f} at end. "
                  f"Speedups vs {result['settings']['speedups_relative_to']}.")
+    from .students.fastbert import speeds_table
+    for name, sweep in result.get("fastbert_speeds", {}).items():
+        lines.append(f"\n{name}: early exit per speed on the whole test split, "
+                     f"batch {result['settings']['batch_size']}:\n\n{speeds_table(sweep['rows'], sweep['layers'])}\n")
     if "cache_pass" in result:
         c = result["cache_pass"]
         lines.append(f"Teacher cache pass over {c['examples']} train examples (batch {c['batch_size']}, max_length "

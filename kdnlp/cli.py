@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--cache-pass", type=int, default=0, metavar="N",
                            help="also time the teacher over N train examples: sorted dynamic vs fixed padding")
             p.add_argument("--results", default="bench", help="results file stem: <output_dir>/<stem>.json/.md/.png")
+            p.add_argument("--speeds", default="0,0.1,0.3,0.5",
+                           help="FastBERT models among --models: test accuracy, examples/s, mean layers per speed")
             p.add_argument("--init-untrained", action="store_true",
                            help="only save an untrained teacher and student.name where missing, for speed-only benchmarks")
     return parser
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             models = args.models.split(",") if args.models else ["teacher", cfg.student.name]
             bench(trainer, [m.strip() for m in models if m.strip()], runs=args.runs, examples=args.examples,
                   batch_size=args.batch_size, fixed_padding=args.fixed_padding, cache_examples=args.cache_pass,
-                  results=args.results)
+                  results=args.results, speeds=_speeds(args.speeds))
         elif args.command == "pretrain":
             from .pretrain import pretrain
             pretrain(trainer, args.corpus)

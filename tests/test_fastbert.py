@@ -107,6 +107,11 @@ def test_fastbert_two_stages_and_speeds_cli(write_config, tmp_path, capsys):
     assert "student on dev (" in capsys.readouterr().out
     dev = json.loads((root / "student" / "speeds_dev.json").read_text())
     assert dev["split"] == "dev" and dev["rows"][0]["mean_layers"] == 4.0
+    # kdnlp bench: the FastBERT row at its saved speed, plus the sweep over --speeds on the whole test split
+    assert main(["bench", "--config", cfg, "--models", "student", "--speeds", "0,1", "--runs", "1", "--examples", "8"]) == 0
+    bench = json.loads((root / "bench.json").read_text())
+    assert [r["mean_layers"] for r in bench["fastbert_speeds"]["student"]["rows"]] == [4.0, 1.0]
+    assert "student: early exit per speed" in (root / "bench.md").read_text()
     assert main(["fastbert-speeds", "--config", cfg, "--speeds", "2"]) == 2
     assert "--speeds 2: use comma-separated numbers" in capsys.readouterr().err
     assert main(["fastbert-speeds", "--config", cfg, "--model", "teacher"]) == 2
