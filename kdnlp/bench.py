@@ -192,16 +192,12 @@ def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batc
 def fastbert_sweeps(trainer, models: list[str], speeds, batch_size: int) -> dict:
     """For each FastBERT model: accuracy, examples/s and mean layers on the whole test split at each exit speed
     (its bench row above is at the speed it was saved with)."""
-    from .students.fastbert import FastBertForSequenceClassification, measure_speeds
-    from .trainer import load_model_dir
+    from .students.fastbert import sweep
     sweeps = {}
     for name in models:
-        model, tokenizer, _ = load_model_dir(trainer.out / name, trainer.cfg.task)
-        if isinstance(model, FastBertForSequenceClassification):
-            print(f"bench: {name} speeds {', '.join(map(str, speeds))} ...", flush=True)
-            test = trainer.task.encode(trainer.splits.test, tokenizer, trainer.cfg.data.max_length)
-            sweeps[name] = {"layers": model.config.num_hidden_layers,
-                            "rows": measure_speeds(model, test, list(speeds), batch_size, trainer.device)}
+        measured = sweep(trainer, name, list(speeds), "test", batch_size)
+        if measured is not None:
+            sweeps[name] = {"layers": measured[1], "rows": measured[0]}
     return sweeps
 
 

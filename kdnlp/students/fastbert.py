@@ -201,22 +201,32 @@ def speeds_table(rows: list[dict], n_layers: int) -> str:
     return "\n".join(lines)
 
 
+def sweep(trainer, name: str, speeds: list[float], split: str = "test", batch_size: int = 64):
+    """(measure_speeds rows, number of layers) of the FastBERT model <out>/<name> on `split`; None if it is not one."""
+    from ..trainer import load_model_dir  # the trainer module imports the students: import here
+    mdir = trainer.out / name
+    model, tokenizer, labels = load_model_dir(mdir, trainer.cfg.task)
+    if not isinstance(model, FastBertForSequenceClassification):
+        return None
+    trainer._check_labels(labels, mdir)
+    data = trainer.task.encode(getattr(trainer.splits, split), tokenizer, trainer.cfg.data.max_length)
+    return measure_speeds(model, data, speeds, batch_size, trainer.device), model.config.num_hidden_layers
+
+
 def speeds_report(trainer, name: str, speeds: list[float], split: str = "test") -> list[dict]:
     """FastBERT early exit on `split` at several speeds -> printed table + <out>/<name>/speeds[_dev].json.
 
     Choose the speed on dev (split="dev"), then report that speed's row on test: a sweep on test is a trade-off
     curve to read, not a place to pick from."""
     from ..fileio import write_json
-    from ..trainer import load_model_dir  # the trainer module imports the students: import here
     mdir = trainer.out / name
-    model, tokenizer, labels = load_model_dir(mdir, trainer.cfg.task)
-    if not isinstance(model, FastBertForSequenceClassification):
+    measured = sweep(trainer, name, speeds, split)
+    if measured is None:
         raise UserError(f"{mdir}: not a FastBERT model (train one with student.type: fastbert)")
-    trainer._check_labels(labels, mdir)
-    data = trainer.task.encode(getattr(trainer.splits, split), tokenizer, trainer.cfg.data.max_length)
-    rows = measure_speeds(model, data, speeds, batch_size=64, device=trainer.device)
-    print(f"\n{name} on {split} ({len(data)} examples, batch 64, {trainer.device}, {torch.get_num_threads()} threads):\n"
-          f"{speeds_table(rows, model.config.num_hidden_layers)}\n")
+    rows, n_layers = measured
+    n = len(getattr(trainer.splits, split))
+    print(f"\n{name} on {split} ({n} examples, batch 64, {trainer.device}, {torch.get_num_threads()} threads):\n"
+          f"{speeds_table(rows, n_layers)}\n")
     write_json(mdir / ("speeds.json" if split == "test" else f"speeds_{split}.json"),
                {"model": name, "split": split, "device": str(trainer.device), "batch_size": 64,
                 "torch_threads": torch.get_num_threads(), "rows": rows})
