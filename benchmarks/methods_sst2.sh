@@ -36,6 +36,7 @@ step "SST-2 done"
 fi
 [ "$PART" = sst2 ] && exit 0
 if [ "$PART" = seed2 ]; then  # a second seed of the three BERT-3 rows (shuffling, dropout, Theseus' coin flips)
+  [ -f saved_dict/sst2/teacher/config.json ] || kdnlp train-teacher --config $C   # same seed: the same teacher
   kdnlp train-student --config $C --seed 2 --set student.name=bert3_logits_s2
   kdnlp train-student --config $C --seed 2 --set student.name=bert3_tinybert_s2 --set distill.intermediate=tinybert
   kdnlp train-student --config $C --seed 2 --set student.name=theseus3_s2 --set student.type=theseus \

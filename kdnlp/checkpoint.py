@@ -36,8 +36,13 @@ def _flat(prefix: str, obj) -> dict:
 
 
 def run_fingerprint(cfg, hp, splits, teacher_logits=None) -> dict:
-    """What a fit() of `hp` (cfg.teacher or cfg.student) depends on, as flat `key: value` pairs."""
-    sections = ["data", "teacher", "train"] if hp is cfg.teacher else ["data", "teacher", "student", "distill", "augment", "train"]
+    """What a fit() of `hp` (cfg.teacher, cfg.student or cfg.pretrain) depends on, as flat `key: value` pairs."""
+    if hp is cfg.teacher:
+        sections = ["data", "teacher", "train"]
+    elif hp is cfg.pretrain:  # kdnlp pretrain: the corpus is in the train/dev examples below
+        sections = ["data", "teacher", "pretrain", "train"]
+    else:
+        sections = ["data", "teacher", "student", "distill", "augment", "train"]
     values = {"task": cfg.task}
     for s in sections:
         values.update(_flat(s, getattr(cfg, s)))

@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                            help="teacher, or a student's name (student.name; default student)")
         if name == "augment":
             p.add_argument("--show", type=int, default=5, metavar="N", help="print N random augmented examples")
-        if name in ("distill", "train-teacher", "train-student"):
+        if name in ("distill", "train-teacher", "train-student", "pretrain"):
             p.add_argument("--resume", action="store_true",
                            help="continue interrupted training from its last completed epoch (<output_dir>/<name>.resume)")
         if name == "predict":
@@ -95,7 +95,8 @@ def _overrides(args) -> list[str]:
         if value is not None:
             sets.append(f"{key}={value}")
     if args.epochs is not None:
-        sections = {"train-teacher": ["teacher"], "train-student": ["student"], "distill": ["teacher", "student"]}
+        sections = {"train-teacher": ["teacher"], "train-student": ["student"], "distill": ["teacher", "student"],
+                    "pretrain": ["pretrain"]}
         sets += [f"{s}.epochs={args.epochs}" for s in sections.get(args.command, [])]
     return sets
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kdnlp: error: {where}{e.strerror or e}; check the path and its permissions / free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        resumable = args.command in ("distill", "train-teacher", "train-student")
+        resumable = args.command in ("distill", "train-teacher", "train-student", "pretrain")
         print("kdnlp: interrupted" + ("; rerun the same command with --resume to continue from the last completed "
                                       "epoch" if resumable else ""), file=sys.stderr)
         return 130

@@ -115,6 +115,8 @@ class PretrainConfig:
     epochs: int = 1
     lr: float = 1e-4
     batch_size: int = 32
+    warmup_ratio: float = 0.0         # then linear decay to 0, as the teacher's schedule
+    weight_decay: float = 0.01
     mask_prob: float = 0.15
     whole_word_mask: bool = False     # mask whole words (jieba for Chinese, ## pieces otherwise)
     max_lines: Optional[int] = None   # use only the first N corpus lines

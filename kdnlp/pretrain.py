@@ -7,25 +7,28 @@ BERT of `teacher.config` whose character vocabulary is built from the corpus and
 
 Masking follows BERT: `mask_prob` of the tokens are chosen, of those 80% become [MASK], 10% a random token, 10%
 stay; the model predicts the originals. `whole_word_mask: true` chooses words instead of tokens and masks all of a
-word's tokens (jieba words for Chinese, ## continuation pieces otherwise). 1% of the lines (at most 1,000) are held
-out and their MLM loss is printed after every epoch.
+word's tokens (jieba words for Chinese, ## continuation pieces otherwise); training batches are masked afresh each
+time they are drawn. 1% of the lines (at least 100 or 10%, at most 1,000) are held out with fixed masks.
 
-MLM has no labels or dev metric to select on, so this is a short loop of its own rather than Trainer.fit: it
-saves the last epoch.
+Training runs through Trainer.fit like the teacher and the students (so Accelerate, mixed precision, gradient
+accumulation, `train.eval_every`, early stopping and `--resume` work here too): the masked LM is a token classifier
+over the vocabulary whose labels are the original ids at masked positions, and the checkpoint kept is the one with
+the best held-out masked-token accuracy (the held-out MLM loss is printed beside it).
 """
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+import torch.nn.functional as F
 
-from .data import is_chinese
+from .config import PretrainConfig
+from .data import EncodedSplit, Example, Splits, is_chinese
 from .errors import UserError
-from .fileio import atomic_dir, write_json
+from .losses import cross_entropy_loss
+from .ner import IGNORE
 from .vocab import build_vocab_file
 
 
@@ -114,14 +117,79 @@ def mask_tokens(ids: list[int], groups: list[int], prob: float, whole_word: bool
     return inputs, labels
 
 
-def _batch(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
-    width = max(len(x) for x, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, (x, y) in enumerate(rows):
-        ids[r, :len(x)], labels[r, :len(y)], mask[r, :len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+class MaskedWindows(EncodedSplit):
+    """Corpus texts as windows of <= max_length tokens (encode_chunks), masked when a batch is collated.
+
+    Training batches get fresh masks every time (dynamic masking) from numpy's global generator, which Trainer.fit
+    seeds and saves with its resume state; `fixed_batches` masks the held-out windows once (seeded), so that every
+    evaluation scores the same positions."""
+
+    def __init__(self, examples: list[Example], tokenizer, max_length: int, settings: PretrainConfig):
+        self.windows = [w for e in examples for w in encode_chunks(tokenizer, e.text, max_length)]
+        self.ids = [ids for ids, _ in self.windows]
+        self.lengths = np.array([len(x) for x in self.ids])
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.mask = (settings.mask_prob, settings.whole_word_mask, tokenizer.mask_token_id, len(tokenizer))
+        self.seed = settings.seed
+        self._fixed: dict[int, list[dict]] = {}
+
+    def collate(self, index: np.ndarray, width: int | None = None,
+                rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        # default: a generator seeded from numpy's global state, which fit seeds and --resume restores
+        rng = rng or np.random.default_rng(np.random.randint(2**31))
+        batch = self.pad_ids(index, width)
+        rows = [mask_tokens(*self.windows[i], *self.mask, rng=rng) for i in index]
+        if all(y == -100 for _, labels in rows for y in labels):  # nothing chosen (short windows): mask one token
+            r = int(np.argmax(self.lengths[index]))
+            ids, _ = self.windows[index[r]]
+            if len(ids) > 2:
+                pos = int(rng.integers(1, len(ids) - 1))
+                rows[r] = (ids[:pos] + [self.mask[2]] + ids[pos + 1:], [-100] * pos + [ids[pos]] + [-100] * (len(ids) - pos - 1))
+        labels = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)
+        for r, (inputs, targets) in enumerate(rows):
+            batch["input_ids"][r, :len(inputs)] = torch.tensor(inputs)
+            labels[r, :len(targets)] = torch.tensor(targets)
+        batch["labels"] = labels
+        return batch
+
+    def fixed_batches(self, batch_size: int) -> list[dict]:
+        if batch_size not in self._fixed:
+            rng = np.random.default_rng(self.seed)
+            self._fixed[batch_size] = [self.collate(np.arange(s, min(s + batch_size, len(self))), rng=rng)
+                                       for s in range(0, len(self), batch_size)]
+        return self._fixed[batch_size]
+
+
+class MaskedLM:
+    """The masked-LM 'task' Trainer.fit trains with cross_entropy_loss over the masked positions (fit keeps the
+    positions whose label is not IGNORE, as for token classification) and selects on held-out masked-token accuracy."""
+    name = "masked-lm"
+    metric = "held-out MLM accuracy"
+
+    def __init__(self, settings: PretrainConfig):
+        self.settings = settings
+
+    def encode(self, examples: list[Example], tokenizer, max_length: int) -> MaskedWindows:
+        return MaskedWindows(examples, tokenizer, max_length, self.settings)
+
+    def dev_score(self, trainer, model, data: MaskedWindows, labels, batch_size: int) -> float:
+        """Accuracy on the held-out windows' fixed masked positions; the held-out MLM loss is printed beside it.
+        Every process scores all held-out windows (they are few)."""
+        model.eval()
+        loss_sum = correct = n = 0
+        with torch.no_grad():
+            for batch in data.fixed_batches(batch_size):
+                gold = batch["labels"].to(trainer.device)
+                with trainer._autocast():
+                    logits = model(input_ids=batch["input_ids"].to(trainer.device),
+                                   attention_mask=batch["attention_mask"].to(trainer.device)).logits
+                chosen = gold != IGNORE
+                logits, gold = logits[chosen].float(), gold[chosen]
+                loss_sum += F.cross_entropy(logits, gold, reduction="sum").item()
+                correct += (logits.argmax(-1) == gold).sum().item()
+                n += len(gold)
+        print(f"held-out MLM loss {loss_sum / max(n, 1):.4f} over {n} masked tokens")
+        return correct / max(n, 1)
 
 
 def start_model(trainer, texts: list[str]):
@@ -148,61 +216,22 @@ def start_model(trainer, texts: list[str]):
 
 
 def pretrain(trainer, corpus: list[str]) -> Path:
+    """Masked-LM training through Trainer.fit -> <output_dir>/<pretrain.output> (best held-out accuracy)."""
     cfg, p = trainer.cfg, trainer.cfg.pretrain
     lines = read_corpus(corpus, p.max_lines)
     random.Random(p.seed).shuffle(lines)
-    n_held = min(1000, max(1, len(lines) // 100))
+    n_held = min(1000, max(len(lines) // 100, min(100, len(lines) // 10), 1))  # 1%, at least 100 (10% of a small corpus)
     held, lines = lines[:n_held], lines[n_held:]
     train_texts = [e.text for e in trainer.splits.train] if cfg.teacher.pretrained is None else []
     torch.manual_seed(p.seed)
     model, tokenizer = start_model(trainer, lines + train_texts)
-    model.to(trainer.device)
-    encoded = [c for t in lines + train_texts for c in encode_chunks(tokenizer, t, cfg.data.max_length)]
-    held_encoded = [c for t in held for c in encode_chunks(tokenizer, t, cfg.data.max_length)]
-    rng = np.random.default_rng(p.seed)
-    held_batches = [_batch([mask_tokens(*x, p.mask_prob, p.whole_word_mask, tokenizer.mask_token_id, len(tokenizer), rng)
-                            for x in held_encoded[i:i + p.batch_size]], tokenizer.pad_token_id)
-                    for i in range(0, len(held_encoded), p.batch_size)]  # fixed masks: comparable across epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01)
-    total = p.epochs * ((len(encoded) + p.batch_size - 1) // p.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / max(1, total)))
-    print(f"pretrain: {len(encoded)} windows of <= {cfg.data.max_length} tokens from {len(lines)} corpus lines + "
-          f"{len(train_texts)} training texts, "
-          f"{len(held)} held out, {p.epochs} epochs, mask {p.mask_prob}{' whole words' if p.whole_word_mask else ''}")
-    history = []
-    for epoch in range(1, p.epochs + 1):
-        model.train()
-        order, t0, loss_sum = rng.permutation(len(encoded)), time.perf_counter(), 0.0
-        starts = range(0, len(order), p.batch_size)
-        report_every = max(1, len(starts) // 10)  # a line per tenth of the epoch: logs show progress without a tty
-        for step, i in enumerate(tqdm(starts, desc=f"pretrain epoch {epoch}/{p.epochs}", disable=None), 1):
-            rows = [mask_tokens(*encoded[j], p.mask_prob, p.whole_word_mask, tokenizer.mask_token_id, len(tokenizer), rng)
-                    for j in order[i:i + p.batch_size]]
-            batch = {k: v.to(trainer.device) for k, v in _batch(rows, tokenizer.pad_token_id).items()}
-            loss = model(**batch).loss
-            if torch.isnan(loss):  # no masked token in this batch
-                continue
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item() * len(rows)
-            if step % report_every == 0:
-                print(f"pretrain epoch {epoch} step {step}/{len(starts)}: MLM loss {loss.item():.4f}, "
-                      f"{(i + len(rows)) / (time.perf_counter() - t0):.0f} windows/s", flush=True)
-        model.eval()
-        with torch.no_grad():
-            held_loss = float(np.mean([model(**{k: v.to(trainer.device) for k, v in b.items()}).loss.item()
-                                       for b in held_batches]))
-        history.append({"epoch": epoch, "train_loss": loss_sum / len(encoded), "held_out_loss": held_loss,
-                        "seconds": round(time.perf_counter() - t0, 1)})
-        print(f"pretrain epoch {epoch}: train MLM loss {history[-1]['train_loss']:.4f}, held-out {held_loss:.4f}, "
-              f"{history[-1]['seconds']}s")
+    task = MaskedLM(p)
+    splits = Splits(train=[Example(t, IGNORE) for t in lines + train_texts], dev=[Example(t, IGNORE) for t in held],
+                    test=[], labels=[], dev_source=f"{n_held} corpus lines held out (pretrain.seed={p.seed})")
+    print(f"pretrain: {len(lines)} corpus lines + {len(train_texts)} training texts, {n_held} lines held out, "
+          f"{p.epochs} epochs, mask {p.mask_prob}{' whole words' if p.whole_word_mask else ''}; "
+          f"lines longer than {cfg.data.max_length} tokens become several windows")
     out = trainer.out / p.output
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        write_json(tmp / "pretrain_log.json", {"corpus": corpus, "history": history})
+    trainer.fit(model, tokenizer, cross_entropy_loss, p, out, "pretrain", task=task, splits=splits)
     print(f"pretrain: saved {out}; set teacher.pretrained: {out} to fine-tune it")
     return out

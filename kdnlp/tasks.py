@@ -11,7 +11,15 @@ from .ner import EncodedTagSplit, TagExample, TokenLogits, entity_metrics, forma
 from .report import classification_metrics, format_report
 
 
-class Classification:
+class Task:
+    """What every task shares: how a model is scored on dev during training (Trainer.fit selects on this)."""
+
+    @classmethod
+    def dev_score(cls, trainer, model, data, labels: list[str], batch_size: int) -> float:
+        return cls.score(trainer.predict_logits(model, data, batch_size, desc="dev"), data, labels)
+
+
+class Classification(Task):
     name = "classification"
     metric = "accuracy"
     auto_class_name = "AutoModelForSequenceClassification"
@@ -37,7 +45,7 @@ class Classification:
         return [Example(t, 0) for t in texts]
 
 
-class Ner:
+class Ner(Task):
     name = "ner"
     metric = "entity F1"
     auto_class_name = "AutoModelForTokenClassification"

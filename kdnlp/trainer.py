@@ -153,19 +153,22 @@ class Trainer:
                 # transformers 5 writes only tokenizer.json; keep the BERT-style vocab.txt next to the weights too
                 vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
                 (tmp / "vocab.txt").write_text("".join(f"{tok}\n" for tok, _ in vocab), encoding="utf-8")
-            (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
+            if labels:  # a classifier's classes / a tagger's tags (a masked LM has none)
+                (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
             (tmp / "train_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
     def fit(self, model, tokenizer, loss_fn, hp, save_dir: Path, name: str,
-            teacher_logits: np.ndarray | None = None, train_examples: list | None = None) -> dict:
+            teacher_logits: np.ndarray | None = None, train_examples: list | None = None,
+            task=None, splits: Splits | None = None) -> dict:
         """Train `model` with `loss_fn`, evaluate dev each epoch (and every eval_every steps), keep the best.
 
         `train_examples` (default: the train split) is what the student sees: the transfer set when augmenting;
-        row i of `teacher_logits` belongs to train_examples[i]."""
-        cfg, splits = self.cfg, self.splits
+        row i of `teacher_logits` belongs to train_examples[i]. `task` and `splits` default to this config's;
+        `kdnlp pretrain` passes its masked-LM task and corpus splits (kdnlp/pretrain.py)."""
+        cfg, splits, task = self.cfg, splits or self.splits, task or self.task
         seed_everything(cfg.train.seed)
-        train = self.task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
-        dev = self.task.encode(splits.dev, tokenizer, cfg.data.max_length)
+        train = task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
+        dev = task.encode(splits.dev, tokenizer, cfg.data.max_length)
         model.to(self.device)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
@@ -187,7 +190,7 @@ class Trainer:
         model, optimizer = accelerator.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
         if world > 1:  # DDP has broadcast rank 0's weights; give each process its own dropout masks
             torch.manual_seed(cfg.train.seed + accelerator.process_index)
-        state = {"metric": self.task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
+        state = {"metric": task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
         resume = ResumePoint(save_dir.with_name(save_dir.name + ".resume"), run_fingerprint(cfg, hp, splits, teacher_logits))
         if self.resume and (done := resume.finished_run(save_dir)) is not None:
             print(f"resume: {name} already finished ({save_dir / 'train_log.json'}); not training it again")
@@ -196,7 +199,7 @@ class Trainer:
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
-            acc = self.task.score(self.predict_logits(raw_model, dev, hp.batch_size * 2, desc="dev"), dev, splits.labels)
+            acc = task.dev_score(self, raw_model, dev, splits.labels, hp.batch_size * 2)
             improved = acc > state["best_dev"]
             state["history"].append({"epoch": epoch, "step": state["step"], "dev": acc})
             if improved:
@@ -206,7 +209,7 @@ class Trainer:
             else:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
-            print(f"{name} epoch {epoch} step {state['step']}: dev {self.task.metric} {acc:.4f}{note}")
+            print(f"{name} epoch {epoch} step {state['step']}: dev {task.metric} {acc:.4f}{note}")
             model.train()
             return state["bad_evals"] >= cfg.train.patience
 

@@ -1,8 +1,10 @@
 """kdnlp pretrain: MLM masking statistics, whole-word grouping, from-scratch run whose output the teacher loads."""
 import json
+import random
 
 import numpy as np
 import pytest
+import torch
 from transformers import BertTokenizer
 
 from kdnlp.cli import main
@@ -67,19 +69,51 @@ def test_encode_chunks_groups_words_and_splits_long_lines_into_windows(tiny_bert
 
 def test_pretrain_from_scratch_then_train_teacher(write_config, tmp_path, capsys):
     pytest.importorskip("jieba")
+    # a corpus where context decides each character: random stretches of one fixed 24-character sequence
+    rng, seq = random.Random(0), "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏" * 3
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(t for t, _ in make_texts(300, 5)) + "\n", encoding="utf-8")
+    corpus.write_text("\n".join(seq[(o := rng.randrange(24)):o + rng.randint(6, 14)] for _ in range(1000)) + "\n",
+                      encoding="utf-8")
     cfg = str(write_config({"teacher": {"pretrained": None, "vocab": "build", "epochs": 1,
                                         "config": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                                                    "intermediate_size": 64, "max_position_embeddings": 64}},
-                            "pretrain": {"epochs": 4, "batch_size": 16, "lr": 2e-3, "whole_word_mask": True}}))
+                            "pretrain": {"epochs": 20, "batch_size": 16, "lr": 1e-3}, "train": {"patience": 50}}))
     assert main(["pretrain", "--config", cfg, "--corpus", str(corpus)]) == 0
     out = tmp_path / "out" / "pretrained"
-    log = json.loads((out / "pretrain_log.json").read_text())
-    vocab_size = len((tmp_path / "out" / "pretrain_vocab.txt").read_text().split())
-    # better than a uniform guess over the vocabulary: the MLM learned something
-    assert len(log["history"]) == 4 and log["history"][-1]["held_out_loss"] < np.log(vocab_size) - 0.3
+    log = json.loads((out / "train_log.json").read_text())  # the same loop (and log) as the teacher's
+    assert log["metric"] == "held-out MLM accuracy" and not (out / "labels.txt").exists()
+    assert len([h for h in log["history"] if "train_loss" in h]) == 20
+    # a constant guess gets ~1/24 of the held-out masked characters right (plus the training texts' characters)
+    assert log["best_dev"] > 0.15
+    assert main(["pretrain", "--config", cfg, "--corpus", str(corpus), "--resume"]) == 0
+    assert "already finished" in capsys.readouterr().out  # resumable like train-teacher: nothing trained again
     assert main(["train-teacher", "--config", cfg, "--set", f"teacher.pretrained={out}"]) == 0
     assert "teacher: " + str(out) in capsys.readouterr().out
     assert main(["pretrain", "--config", cfg, "--corpus", str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt: file not found" in capsys.readouterr().err
+
+
+def test_masked_windows_collate_masks_afresh_and_holds_out_fixed_masks(tiny_bert):
+    from kdnlp.config import PretrainConfig
+    from kdnlp.data import Example
+    from kdnlp.pretrain import MaskedLM
+    tok = BertTokenizer(str(tiny_bert / "vocab.txt"))
+    data = MaskedLM(PretrainConfig(mask_prob=0.3)).encode([Example("我喜欢这个电影" * 3, -100), Example("很好", -100)], tok, 16)
+    assert len(data) == 2 + 1  # 21 characters -> two windows of <= 14 tokens, + the short text
+    np.random.seed(0)
+    index = np.arange(len(data))
+    a, b = data.collate(index), data.collate(index)
+    for batch in (a, b):
+        chosen = batch["labels"] != -100
+        assert chosen.any() and not chosen[batch["attention_mask"] == 0].any()  # never a padding position
+        assert not chosen[:, 0].any()  # never [CLS]
+        original = data.pad_ids(index)["input_ids"]
+        assert (batch["labels"][chosen] == original[chosen]).all()  # labels are the original ids
+        assert (batch["input_ids"][~chosen] == original[~chosen]).all()  # only chosen positions change
+    assert not torch.equal(a["labels"], b["labels"])  # dynamic masking: a new draw every time
+    fixed = data.fixed_batches(2)
+    assert fixed is data.fixed_batches(2) and len(fixed) == 2
+    again = MaskedLM(PretrainConfig(mask_prob=0.3)).encode([Example("我喜欢这个电影" * 3, -100), Example("很好", -100)], tok, 16)
+    assert all(torch.equal(x["labels"], y["labels"]) for x, y in zip(fixed, again.fixed_batches(2)))  # seeded
+    one = MaskedLM(PretrainConfig(mask_prob=0.01)).encode([Example("很好", -100)], tok, 16)
+    assert all((one.collate(np.array([0]))["labels"] != -100).sum() == 1 for _ in range(20))  # never an empty batch
