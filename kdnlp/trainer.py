@@ -223,6 +223,8 @@ class Trainer:
             # which also index the teacher logits; sharding them ourselves keeps that one code path.)
             batches = shard_batches(train.train_batch_indices(hp.batch_size, rng), accelerator.process_index, world)
             bar = tqdm(batches, desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None if self.is_main else True)
+            # no terminal (a log file, nohup, a cluster job): tqdm is off, so print a line per tenth of the epoch
+            log_every = max(1, len(batches) // 10) if bar.disable and self.is_main else 0
             for i, index in enumerate(bar):
                 batch = train.collate(np.array(index))
                 # Gradient accumulation: an optimizer step every `accum` batches and at the epoch's last one;
@@ -253,6 +255,9 @@ class Trainer:
                 seen += rows
                 loss_sum += loss.item() * rows
                 bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
+                if log_every and (i + 1) % log_every == 0 and i + 1 < len(batches):
+                    print(f"{name} epoch {epoch}: batch {i + 1}/{len(batches)}, loss {loss_sum / seen:.4f}, "
+                          f"{seen * world / (time.perf_counter() - t0):.0f} examples/s", flush=True)
                 if not step_now:
                     continue
                 accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)

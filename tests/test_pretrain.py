@@ -79,6 +79,8 @@ def test_pretrain_from_scratch_then_train_teacher(write_config, tmp_path, capsys
                                                    "intermediate_size": 64, "max_position_embeddings": 64}},
                             "pretrain": {"epochs": 20, "batch_size": 16, "lr": 1e-3}, "train": {"patience": 50}}))
     assert main(["pretrain", "--config", cfg, "--corpus", str(corpus)]) == 0
+    printed = capsys.readouterr().out
+    assert "pretrain epoch 20: batch 54/" in printed and "held-out MLM loss" in printed  # progress without a terminal
     out = tmp_path / "out" / "pretrained"
     log = json.loads((out / "train_log.json").read_text())  # the same loop (and log) as the teacher's
     assert log["metric"] == "held-out MLM accuracy" and not (out / "labels.txt").exists()
