@@ -129,22 +129,25 @@ class MaskedWindows(EncodedSplit):
         self.ids = [ids for ids, _ in self.windows]
         self.lengths = np.array([len(x) for x in self.ids])
         self.pad_id = tokenizer.pad_token_id or 0
-        self.mask = (settings.mask_prob, settings.whole_word_mask, tokenizer.mask_token_id, len(tokenizer))
-        self.seed = settings.seed
+        self.settings, self.mask_id, self.vocab_size = settings, tokenizer.mask_token_id, len(tokenizer)
         self._fixed: dict[int, list[dict]] = {}
 
     def collate(self, index: np.ndarray, width: int | None = None,
                 rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         # default: a generator seeded from numpy's global state, which fit seeds and --resume restores
         rng = rng or np.random.default_rng(np.random.randint(2**31))
-        batch = self.pad_ids(index, width)
-        rows = [mask_tokens(*self.windows[i], *self.mask, rng=rng) for i in index]
-        if all(y == -100 for _, labels in rows for y in labels):  # nothing chosen (short windows): mask one token
+        s = self.settings
+        rows = [mask_tokens(*self.windows[i], s.mask_prob, s.whole_word_mask, self.mask_id, self.vocab_size, rng)
+                for i in index]
+        if all(y == IGNORE for _, targets in rows for y in targets):  # nothing chosen: mask one token of the longest
             r = int(np.argmax(self.lengths[index]))
-            ids, _ = self.windows[index[r]]
-            if len(ids) > 2:
+            ids = self.windows[index[r]][0]
+            if len(ids) > 2:  # not only [CLS] [SEP]
                 pos = int(rng.integers(1, len(ids) - 1))
-                rows[r] = (ids[:pos] + [self.mask[2]] + ids[pos + 1:], [-100] * pos + [ids[pos]] + [-100] * (len(ids) - pos - 1))
+                inputs, targets = list(ids), [IGNORE] * len(ids)
+                inputs[pos], targets[pos] = self.mask_id, ids[pos]
+                rows[r] = (inputs, targets)
+        batch = self.pad_ids(index, width)
         labels = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)
         for r, (inputs, targets) in enumerate(rows):
             batch["input_ids"][r, :len(inputs)] = torch.tensor(inputs)
@@ -154,7 +157,7 @@ class MaskedWindows(EncodedSplit):
 
     def fixed_batches(self, batch_size: int) -> list[dict]:
         if batch_size not in self._fixed:
-            rng = np.random.default_rng(self.seed)
+            rng = np.random.default_rng(self.settings.seed)
             self._fixed[batch_size] = [self.collate(np.arange(s, min(s + batch_size, len(self))), rng=rng)
                                        for s in range(0, len(self), batch_size)]
         return self._fixed[batch_size]
