@@ -119,3 +119,39 @@ def test_masked_windows_collate_masks_afresh_and_holds_out_fixed_masks(tiny_bert
     assert all(torch.equal(x["labels"], y["labels"]) for x, y in zip(fixed, again.fixed_batches(2)))  # seeded
     one = MaskedLM(PretrainConfig(mask_prob=0.01)).encode([Example("很好", -100)], tok, 16)
     assert all((one.collate(np.array([0]))["labels"] != -100).sum() == 1 for _ in range(20))  # never an empty batch
+
+
+def test_interrupted_pretrain_resumes_to_the_same_weights(write_config, tmp_path, monkeypatch, capsys):
+    """Dynamic masks come from numpy's global RNG, which fit's resume state restores: an interrupted and resumed
+    pretrain ends bit-identical to an uninterrupted one."""
+    import kdnlp.checkpoint as checkpoint_mod
+    from safetensors.torch import load_file
+    pytest.importorskip("jieba")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(t for t, _ in make_texts(300, 5)) + "\n", encoding="utf-8")
+    cfg = str(write_config({"teacher": {"pretrained": None, "vocab": "build",
+                                        "config": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                                   "intermediate_size": 64, "max_position_embeddings": 64}},
+                            "pretrain": {"epochs": 3, "batch_size": 16, "lr": 1e-3}}))
+    args = ["pretrain", "--config", cfg, "--corpus", str(corpus)]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main([*args, "--output-dir", str(a)]) == 0
+    real, calls = checkpoint_mod.ResumePoint.save, []
+
+    def save_then_ctrl_c(self, *x, **k):
+        real(self, *x, **k)
+        calls.append(1)
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint_mod.ResumePoint, "save", save_then_ctrl_c)
+        assert main([*args, "--output-dir", str(b)]) == 130  # Ctrl-C right after epoch 1
+    assert "--resume" in capsys.readouterr().err and len(calls) == 1
+    assert main([*args, "--output-dir", str(b), "--resume"]) == 0
+    assert "continuing from" in capsys.readouterr().out
+
+    def log(root):
+        history = json.loads((root / "pretrained" / "train_log.json").read_text())["history"]
+        return [(h["epoch"], h.get("dev"), h.get("train_loss")) for h in history]
+    assert log(a) == log(b) and len(log(a)) == 6
+    wa, wb = (load_file(str(r / "pretrained" / "model.safetensors")) for r in (a, b))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
