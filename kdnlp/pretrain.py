@@ -209,8 +209,10 @@ def start_model(trainer, texts: list[str]):
         return BertForMaskedLM.from_pretrained(str(path)), load_tokenizer(path)
     if t.vocab == "build":
         vocab = trainer.out / "pretrain_vocab.txt"
-        n = build_vocab_file(texts, vocab)
-        print(f"vocab: built {n} tokens from the corpus and the training texts -> {vocab}")
+        with trainer.accelerator.main_process_first():  # the main process writes it, the others then read it
+            if trainer.is_main:
+                n = build_vocab_file(texts, vocab)
+                print(f"vocab: built {n} tokens from the corpus and the training texts -> {vocab}")
     else:
         vocab = Path(t.vocab)
     tokenizer = BertTokenizer(str(vocab))

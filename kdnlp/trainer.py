@@ -188,8 +188,9 @@ class Trainer:
         rng = random.Random(cfg.train.seed)
         raw_model = model  # saved and evaluated; `model` becomes the DDP wrapper with several processes
         model, optimizer = accelerator.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
-        if world > 1:  # DDP has broadcast rank 0's weights; give each process its own dropout masks
+        if world > 1:  # DDP has broadcast rank 0's weights; give each process its own dropout (and MLM) masks
             torch.manual_seed(cfg.train.seed + accelerator.process_index)
+            np.random.seed(cfg.train.seed + accelerator.process_index)
         state = {"metric": task.metric, "best_dev": -1.0, "best_step": 0, "bad_evals": 0, "step": 0, "history": []}
         resume = ResumePoint(save_dir.with_name(save_dir.name + ".resume"), run_fingerprint(cfg, hp, splits, teacher_logits))
         if self.resume and (done := resume.finished_run(save_dir)) is not None:

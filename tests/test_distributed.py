@@ -151,3 +151,24 @@ def test_two_process_ner_student(write_config, tmp_path):
     assert main(["evaluate", "--config", str(cfg), "--model", "student"]) == 0
     one, two = (json.loads((d / "student" / "report.json").read_text()) for d in (single, dist))
     assert two["processes"] == 2 and _metrics(two) == _metrics(one)
+
+
+def test_two_process_pretrain(write_config, tmp_path):
+    """kdnlp pretrain runs through the same fit: under 2 processes each trains on half the batches, one writes."""
+    pytest.importorskip("jieba")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(t for t, _ in make_texts(300, 5)) + "\n", encoding="utf-8")
+    cfg = write_config({"teacher": {"pretrained": None, "vocab": "build",
+                                    "config": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                               "intermediate_size": 64, "max_position_embeddings": 64}},
+                        "pretrain": {"epochs": 1, "batch_size": 16, "lr": 1e-3}, "train": {"device": "cpu"}})
+    stdout = _launch_2(["pretrain", "--config", str(cfg), "--corpus", str(corpus)])
+    assert stdout.count("pretrain: saved") == 1 and stdout.count("vocab: built") == 1  # main prints, once
+    out = tmp_path / "out"
+    log = json.loads((out / "pretrained" / "train_log.json").read_text())
+    assert main(["pretrain", "--config", str(cfg), "--corpus", str(corpus), "--output-dir", str(tmp_path / "one")]) == 0
+    single = json.loads((tmp_path / "one" / "pretrained" / "train_log.json").read_text())  # one process, all batches
+    assert log["step"] == (single["step"] + 1) // 2 and log["step"] > 1  # each process took half the batches
+    from transformers import BertForMaskedLM
+    assert BertForMaskedLM.from_pretrained(str(out / "pretrained")).config.num_hidden_layers == 2
+    assert not [p.name for p in out.rglob("*.tmp")]
