@@ -24,6 +24,7 @@ import torch
 from .errors import UserError
 from .export import ExportedModel, export_records, exported_files, flat_logits, is_trained, require_onnxruntime
 from .fileio import write_json, write_text
+from .modeldir import load_model_dir, save_model_dir
 
 WARMUP = 5
 
@@ -49,7 +50,7 @@ def _rss_mb() -> float:
 
 def _measure(job: dict) -> dict:
     """Runs in a fresh process: load one model (or exported file), time it, report its peak memory."""
-    from .trainer import Trainer, load_model_dir
+    from .trainer import Trainer
     torch.set_num_threads(job["threads"])
     if job["file"] and job["file"].endswith(".onnx"):
         require_onnxruntime()  # imported before the baseline, like torch
@@ -118,7 +119,6 @@ def _test_metric(model_dir: Path, file: Path | None) -> tuple[float | None, int 
 
 def cache_pass(trainer, n_examples: int) -> dict:
     """Teacher logits over the first n train examples: length-sorted dynamic padding vs padding to max_length."""
-    from .trainer import load_model_dir
     model, tokenizer, _ = load_model_dir(trainer.out / "teacher", trainer.cfg.task)
     model.to(trainer.device)
     examples = trainer.splits.train[:n_examples]
@@ -155,7 +155,6 @@ def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batc
         mdir = trainer.out / name
         if not (mdir / "config.json").is_file():
             raise UserError(f"{mdir}: no trained model here (train it, or use --init-untrained for speed only)")
-        from .trainer import load_model_dir
         model, _, _ = load_model_dir(mdir, cfg.task)
         n_params = model.num_parameters()
         weights = next(p for p in (mdir / "model.safetensors", mdir / "pytorch_model.bin") if p.is_file())
@@ -288,5 +287,5 @@ def init_untrained(trainer) -> None:
             print(f"init-untrained: {path} exists, kept")
             continue
         model, tokenizer = build()
-        trainer._save(model, tokenizer, labels, path, {"untrained": True})
+        save_model_dir(model, tokenizer, labels, path, {"untrained": True})
         print(f"init-untrained: {name} ({model.num_parameters() / 1e6:.1f}M parameters, untrained) -> {path}")

@@ -103,7 +103,7 @@ def _overrides(args) -> list[str]:
 
 def _predict(trainer, args) -> None:
     import numpy as np
-    from .trainer import load_model_dir
+    from .modeldir import load_model_dir
     texts = list(args.texts)
     if args.input:
         path = Path(args.input)

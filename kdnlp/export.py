@@ -22,6 +22,7 @@ from torch import nn
 
 from .errors import UserError
 from .fileio import atomic_path, write_json
+from .modeldir import load_model_dir
 from .ner import TokenLogits
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -132,7 +133,6 @@ def flat_logits(logits) -> np.ndarray:
 
 def export(trainer, name: str, fmt: str, quantize: str | None = None, max_examples: int | None = None) -> dict:
     """Export <output_dir>/<name>, check it against PyTorch on test (or its first max_examples rows), record it."""
-    from .trainer import load_model_dir
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: use onnx or torchscript")
     if quantize not in (None, "int8"):

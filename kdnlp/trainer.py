@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import time
@@ -28,18 +27,17 @@ from .config import Config
 from .data import EncodedSplit, Example, Splits
 from .distributed import gather_rows, make_accelerator, shard_batches
 from .errors import UserError
-from .fileio import atomic_dir, check_manifest, dir_size, recover_dir, sha256_file, write_json, write_text
+from .fileio import dir_size, recover_dir, sha256_file, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
+from .modeldir import LABELS_FILE, WEIGHT_NAMES, load_model_dir, save_model_dir
 from .ner import IGNORE, TokenLogits
 from .report import comparison_table
 from .intermediate import IntermediateDistiller
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
-from .tasks import TASKS, auto_class
+from .tasks import TASKS
 from .teacher import build_random_teacher, load_pretrained_teacher, load_tokenizer, resolve_pretrained
 from .vocab import build_vocab_file
 
-LABELS_FILE = "labels.txt"
-WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
 
 
 def pick_device(spec: str) -> torch.device:
@@ -54,31 +52,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def load_model_dir(path: Path, task: str = "classification"):
-    """(model, tokenizer, labels) from a directory written by this Trainer; plain transformers loading."""
-    from transformers import AutoConfig
-
-    from .students.bilstm import WordTokenizer
-    recover_dir(path)  # a save killed between its two renames
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
-    if (problem := check_manifest(path)) is not None:
-        raise UserError(f"{path}: checkpoint is damaged ({problem}); retrain it")
-    if not (path / LABELS_FILE).is_file():
-        raise UserError(f"{path}: no {LABELS_FILE} (not a directory written by kdnlp); retrain or add one class per line")
-    labels = (path / LABELS_FILE).read_text(encoding="utf-8").splitlines()
-    num_labels = AutoConfig.from_pretrained(str(path)).num_labels
-    if num_labels != len(labels):
-        raise UserError(f"{path}: config.json has num_labels={num_labels} but {LABELS_FILE} lists "
-                        f"{len(labels)} labels; the directory was mixed from two models, retrain it")
-    model = auto_class(task).from_pretrained(str(path))
-    if (path / WordTokenizer.VOCAB_FILE).is_file():
-        tokenizer = WordTokenizer.from_pretrained(path)
-    else:
-        tokenizer = load_tokenizer(path)
-    return model, tokenizer, labels
 
 
 class Trainer:
@@ -145,18 +118,6 @@ class Trainer:
         bar.close()
         return gather_rows(pieces, len(data), model.config.num_labels, None if local else self.accelerator)
 
-    def _save(self, model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
-        with atomic_dir(path) as tmp:
-            model.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-            if "Bert" in type(tokenizer).__name__ and not (tmp / "vocab.txt").exists():
-                # transformers 5 writes only tokenizer.json; keep the BERT-style vocab.txt next to the weights too
-                vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-                (tmp / "vocab.txt").write_text("".join(f"{tok}\n" for tok, _ in vocab), encoding="utf-8")
-            if labels:  # a classifier's classes / a tagger's tags (a masked LM has none)
-                (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
-            (tmp / "train_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-
     def fit(self, model, tokenizer, loss_fn, hp, save_dir: Path, name: str,
             teacher_logits: np.ndarray | None = None, train_examples: list | None = None,
             task=None, splits: Splits | None = None) -> dict:
@@ -206,7 +167,7 @@ class Trainer:
             if improved:
                 state.update(best_dev=acc, best_step=state["step"], bad_evals=0)
                 if self.is_main:
-                    self._save(raw_model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
+                    save_model_dir(raw_model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
             else:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]

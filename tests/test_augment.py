@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdnlp.augment import (PosTable, Tagger, TransferSetStore, augment_one, build_transfer_set,
+from kdnlp.augment import (PosTable, Tagger, TransferSetStore, build_transfer_set,
                            load_or_build_transfer_set, make_tagger)
 from kdnlp.cli import main
 from kdnlp.config import AugmentConfig, DistillConfig

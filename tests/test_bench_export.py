@@ -30,7 +30,7 @@ def test_fixed_padding_pads_to_max_length_and_keeps_logits(write_config, tmp_pat
     cfg = write_config()
     assert main(["bench", "--config", str(cfg), "--init-untrained"]) == 0
     trainer = Trainer(load_config(cfg))
-    from kdnlp.trainer import load_model_dir
+    from kdnlp.modeldir import load_model_dir
     for name in ("teacher", "student"):
         model, tokenizer, _ = load_model_dir(tmp_path / "out" / name)
         data = trainer.task.encode(trainer.splits.test, tokenizer, 32)
@@ -59,7 +59,7 @@ def test_torchscript_export_parity_and_int8(trained, tmp_path, capsys):
     assert set(rec) == {"model.pt", "model.int8.pt"}
     assert 0 <= rec["model.int8.pt"]["test_metric_exported"] <= 1 and rec["model.int8.pt"]["prediction_agreement"] > 0.5
     from kdnlp.export import ExportedModel
-    from kdnlp.trainer import load_model_dir
+    from kdnlp.modeldir import load_model_dir
     model, tokenizer, _ = load_model_dir(root / "bert2")
     enc = tokenizer(["好棒赞", "差烂坏糟糕"], padding=True, return_tensors="pt")
     logits = ExportedModel(root / "bert2" / "export" / "model.int8.pt", model.config)(

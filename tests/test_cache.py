@@ -39,7 +39,7 @@ def test_cache_hit_and_row_order(trained, capsys):
     assert "reusing" in capsys.readouterr().out
     np.testing.assert_array_equal(again, logits)
     # Row i is example i: recompute a few rows directly, unbatched.
-    from kdnlp.trainer import load_model_dir
+    from kdnlp.modeldir import load_model_dir
     model, tok, _ = load_model_dir(trainer.out / "teacher")
     model.eval()
     for i in (0, 7, len(logits) - 1):
@@ -64,14 +64,14 @@ def test_cache_invalidation(trained, capsys, change, reason):
     elif change == "max_length":
         overrides = ["data.max_length=16"]
     else:
-        from kdnlp.trainer import load_model_dir
+        from kdnlp.modeldir import load_model_dir, save_model_dir
         model, tok, labels = load_model_dir(trainer.out / "teacher")
         if change == "weights":
             with torch.no_grad():
                 model.classifier.bias.add_(1.0)
         else:  # same weights, a tokenizer with one more token
             tok.add_tokens(["[NEW]"])
-        trainer._save(model, tok, labels, trainer.out / "teacher", {})
+        save_model_dir(model, tok, labels, trainer.out / "teacher", {})
     capsys.readouterr()
     fresh = Trainer(load_config(path, overrides)).cache_teacher_logits()
     out = capsys.readouterr().out

@@ -1,7 +1,6 @@
 """End-to-end CLI runs on tiny data and a tiny BERT, and bad inputs -> exit 2 with one clear line."""
 import json
 
-import pytest
 
 from kdnlp.cli import main
 

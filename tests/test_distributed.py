@@ -2,7 +2,6 @@
 on CPU (gloo) launched with `accelerate launch`, checked against single-process runs of the same checkpoints."""
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess

@@ -14,7 +14,7 @@ import torch
 from kdnlp.checkpoint import META_FILE, STATE_FILE
 from kdnlp.cli import main
 from kdnlp.fileio import check_manifest, recover_dir
-from kdnlp.trainer import load_model_dir
+from kdnlp.modeldir import load_model_dir
 
 from conftest import make_texts
 

@@ -12,7 +12,6 @@ from kdnlp.errors import UserError
 from kdnlp.losses import DistillLoss
 from kdnlp.ner import (IGNORE, EncodedTagSplit, TagExample, TokenLogits, entities, entity_metrics, iob1_to_iob2,
                        load_ner_splits, read_column_file)
-from kdnlp.teacher import load_tokenizer
 
 from conftest import FILLER, NEG_CHARS, POS_CHARS, SHARED_DATA
 

@@ -1,7 +1,6 @@
 """BERT-of-Theseus: replacement probability, p schedule, p=0 is the teacher, frozen predecessor, plain k-layer output."""
 import json
 
-import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 

@@ -29,6 +29,7 @@ from transformers.models.bert.modeling_bert import BertPreTrainedModel
 from transformers.utils import ModelOutput
 
 from ..errors import UserError
+from ..modeldir import load_model_dir
 from .truncated_bert import select_layers, truncate
 
 
@@ -203,7 +204,6 @@ def speeds_table(rows: list[dict], n_layers: int) -> str:
 
 def sweep(trainer, name: str, speeds: list[float], split: str = "test", batch_size: int = 64):
     """(measure_speeds rows, number of layers) of the FastBERT model <out>/<name> on `split`; None if it is not one."""
-    from ..trainer import load_model_dir  # the trainer module imports the students: import here
     mdir = trainer.out / name
     model, tokenizer, labels = load_model_dir(mdir, trainer.cfg.task)
     if not isinstance(model, FastBertForSequenceClassification):
