@@ -228,6 +228,9 @@ def pretrain(trainer, corpus: list[str]) -> Path:
     n_held = min(1000, max(len(lines) // 100, min(100, len(lines) // 10), 1))  # 1%, at least 100 (10% of a small corpus)
     held, lines = lines[:n_held], lines[n_held:]
     train_texts = [e.text for e in trainer.splits.train] if cfg.teacher.pretrained is None else []
+    if not lines + train_texts:  # the only line went to the held-out set: nothing would be trained
+        raise UserError(f"--corpus {' '.join(corpus)}: {n_held} line(s) in all, all held out for evaluation; "
+                        f"pretraining needs more text (one text per line)")
     torch.manual_seed(p.seed)
     model, tokenizer = start_model(trainer, lines + train_texts)
     task = MaskedLM(p)

@@ -93,6 +93,11 @@ def test_pretrain_from_scratch_then_train_teacher(write_config, tmp_path, capsys
     assert "teacher: " + str(out) in capsys.readouterr().out
     assert main(["pretrain", "--config", cfg, "--corpus", str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt: file not found" in capsys.readouterr().err
+    one = tmp_path / "one.txt"
+    one.write_text("一行\n", encoding="utf-8")
+    assert main(["pretrain", "--config", cfg, "--corpus", str(one), "--set", f"teacher.pretrained={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "one.txt: 1 line(s) in all, all held out" in err and err.count("\n") == 1
 
 
 def test_masked_windows_collate_masks_afresh_and_holds_out_fixed_masks(tiny_bert):
