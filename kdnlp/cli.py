@@ -24,6 +24,7 @@ COMMANDS = {
     "export": "export --model to ONNX or TorchScript (optionally int8) and check parity on test",
     "bench": "size, latency, throughput, memory and test metric of each model -> bench.json/.md/.png",
     "pretrain": "masked-LM pretraining of the teacher on --corpus FILE... -> <output_dir>/pretrained",
+    "label": "write a teacher.outputs file: any fine-tuned --teacher's logits for --input texts (no config needed)",
     "fastbert-speeds": "FastBERT student: accuracy, examples/s and mean layers on test (or --split dev) for each --speeds value",
 }
 
@@ -63,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("texts", nargs="*", metavar="TEXT")
             p.add_argument("--input", help="file with one text per line")
             p.add_argument("--json", action="store_true", help="one JSON object per line")
+        if name == "label":
+            p.add_argument("--input", required=True, help="texts: a .txt (one per line) or a data file (json/jsonl/csv/tsv)")
+            p.add_argument("--teacher", required=True, help="a fine-tuned model: directory, package:<module>/<dir> or hub id")
+            p.add_argument("--output", default="teacher_outputs.jsonl", help="the .jsonl to write (default teacher_outputs.jsonl)")
+            p.add_argument("--max-length", type=int, default=128, help="tokens per text (default 128)")
+            p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default 64)")
+            p.add_argument("--text-field", default="auto", help="text field of a data file (default: text, sentence, content)")
         if name == "export":
             p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
             p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization of the weights")
@@ -157,12 +165,19 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        if args.command == "label":  # runs a model, no config: the two halves can be on different machines
+            from .label import label
+            label(args.input, args.teacher, args.output, args.max_length, args.batch_size, args.device or "auto",
+                  args.text_field)
+            return 0
         from .config import load_config
         from .trainer import Trainer
         cfg = load_config(args.config, _overrides(args))
         trainer = Trainer(cfg, resume=getattr(args, "resume", False))
         from .distributed import quiet_other_ranks
         quiet_other_ranks(trainer.accelerator)  # under accelerate launch / torchrun: one copy of the output
+        if args.command in ("train-teacher", "train-student", "cache-logits"):
+            trainer.preflight(args.command)  # distill runs it inside Trainer.run
         if args.command == "distill":
             trainer.run()
         elif args.command == "train-teacher":

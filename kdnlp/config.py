@@ -25,7 +25,7 @@ class DataConfig:
     train: Optional[str] = None       # path, or builtin:<name>
     dev: Optional[str] = None         # optional; without it a stratified dev_ratio is carved from train
     test: Optional[str] = None
-    format: str = "auto"              # auto|json|jsonl|csv|tsv
+    format: str = "auto"              # auto|json|jsonl|csv|tsv; for task: ner auto|column (alias conll)
     text_field: str = "auto"          # auto tries text, sentence, content
     label_field: str = "label"
     labels: Optional[str] = None      # file, one class name per line; line order = label id
@@ -34,11 +34,18 @@ class DataConfig:
     max_train_examples: Optional[int] = None  # stratified subsample of train (benchmarks on a CPU)
     seed: int = 42                    # dev carving and subsampling; apart from train.seed so that several
                                       # student seeds share one split, one logit cache and one transfer set
+    id_field: str = "id"              # optional example ids (JSON/CSV/TSV field) that teacher.outputs may refer to
 
 
 @dataclass
 class TeacherConfig:
-    pretrained: Optional[str] = "bert_pretrain"  # local dir, package:<module>/<subdir>, or hub id
+    pretrained: Optional[str] = "bert_pretrain"  # local dir, package:<module>/<subdir>, or hub id (fine-tuned by kdnlp)
+    fine_tuned: Optional[str] = None  # an already fine-tuned model (dir, package:..., hub id): used as is, not trained;
+                                      # its labels (labels.txt or config.id2label) are matched to the data's by name
+    outputs: Optional[str] = None     # teacher soft targets made elsewhere: .jsonl ({"text"|"id", "logits"|"probs"})
+                                      # or .npy (rows = examples, columns = data labels) with outputs_ids
+    outputs_ids: Optional[str] = None # for a .npy outputs file: one text (or data id) per line, row i = line i
+    outputs_type: str = "auto"        # auto|logits|probs: what the numbers are (auto: the JSONL key; .npy: logits)
     config: Optional[dict] = None     # BertConfig fields, used with pretrained: null (random init)
     vocab: Optional[str] = None       # vocab.txt for pretrained: null
     epochs: int = 3
@@ -59,8 +66,10 @@ class StudentConfig:
     dropout: float = 0.1
     embeddings: str = "random"        # random|teacher|<path to word2vec text vectors>
     freeze_embeddings: bool = False   # keep copied embeddings fixed (teacher / word2vec); much faster on CPU
+    tokenizer: Optional[str] = None   # bilstm: a tokenizer directory or vocab.txt (default: the teacher's; with
+                                      # teacher.outputs and no teacher model: words of the training texts)
     # bert
-    num_layers: int = 6
+    num_layers: Optional[int] = None  # default 6 (bert, theseus); fastbert: the teacher's depth
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
     # theseus: successor layers replace blocks of teacher layers with probability replacing_rate
     replacing_rate: float = 0.5       # constant p, or p0 of the linear schedule (p0 -> 1 over training)
@@ -236,6 +245,8 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
     if cfg.train.mixed_precision is False:
         cfg.train.mixed_precision = "no"
     validate(cfg)
+    if cfg.student.num_layers is None and cfg.student.type != "fastbert":  # fastbert: the teacher's depth, at build
+        cfg.student.num_layers = 6
     if cfg.student.lr is None:  # type-dependent default
         cfg.student.lr = 1e-3 if cfg.student.type == "bilstm" else 5e-5
     return cfg
@@ -249,7 +260,10 @@ def validate(cfg: Config) -> None:
     need(cfg.task in ("classification", "ner"), f"task: '{cfg.task}' is not supported (use classification or ner)")
     need(cfg.task != "ner" or cfg.student.embeddings in ("random", "teacher"),
          "student.embeddings: word vectors are for classification; NER students use the teacher's tokens (random|teacher)")
-    need(cfg.data.format in ("auto", "json", "jsonl", "csv", "tsv"), "data.format: use auto|json|jsonl|csv|tsv")
+    if cfg.task == "ner":  # NER reads the column (CoNLL) format only; conll/column are its names
+        need(cfg.data.format in ("auto", "conll", "column"), "data.format: task: ner reads the column format (use auto|conll|column)")
+    else:
+        need(cfg.data.format in ("auto", "json", "jsonl", "csv", "tsv"), "data.format: use auto|json|jsonl|csv|tsv")
     need(cfg.data.max_length >= 8, "data.max_length: must be >= 8")
     need(0 < cfg.data.dev_ratio < 1, "data.dev_ratio: must be between 0 and 1")
     need(cfg.data.max_train_examples is None or cfg.data.max_train_examples > 0, "data.max_train_examples: must be > 0")
@@ -261,7 +275,7 @@ def validate(cfg: Config) -> None:
          "student.name: use a folder name like student or bilstm_alone (not teacher, logits or augment, no .resume)")
     need(not cfg.student.freeze_embeddings or cfg.student.embeddings != "random",
          "student.freeze_embeddings: only copied embeddings can be frozen (set student.embeddings: teacher or a vectors file)")
-    need(cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
+    need(cfg.student.num_layers is None or cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
     sel = cfg.student.layer_selection
     need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),
          "student.layer_selection: use first|alternate or a list of teacher layer indices, e.g. [0, 5, 11]")
@@ -293,9 +307,17 @@ def validate(cfg: Config) -> None:
     need(cfg.train.grad_accum >= 1, "train.grad_accum: must be >= 1")
     dev = cfg.train.device
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), "train.device: use auto|cpu|cuda|cuda:N")
-    if cfg.teacher.pretrained is None:
-        need(cfg.teacher.config is not None and cfg.teacher.vocab is not None,
+    t = cfg.teacher
+    if t.pretrained is None and t.fine_tuned is None and t.outputs is None:
+        need(t.config is not None and t.vocab is not None,
              "teacher: with pretrained: null, set teacher.config (BertConfig fields) and teacher.vocab (vocab.txt or 'build')")
+    need(t.outputs_type in ("auto", "logits", "probs"), "teacher.outputs_type: use auto|logits|probs")
+    if t.outputs is not None:
+        need(cfg.task == "classification", "teacher.outputs: supplied teacher outputs are for task: classification")
+        need(t.outputs.endswith((".jsonl", ".npy")), f"teacher.outputs: {t.outputs}: use a .jsonl or a .npy file")
+        need(not t.outputs.endswith(".npy") or t.outputs_ids is not None,
+             "teacher.outputs_ids: a .npy teacher.outputs needs the texts (or data ids) of its rows, one per line")
+        need(cfg.distill.teachers is None, "distill.teachers: cannot be combined with teacher.outputs")
 
 
 def validate_methods(cfg: Config, need) -> None:

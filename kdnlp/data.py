@@ -22,6 +22,7 @@ from .config import DataConfig
 from .errors import UserError
 
 TEXT_FIELDS = ("text", "sentence", "content")
+UNLABELLED = -100  # label id of a train row without a gold label (== ner.IGNORE, PyTorch's ignore_index)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -32,7 +33,8 @@ def is_chinese(text: str) -> bool:
 @dataclass
 class Example:
     text: str
-    label: int
+    label: int               # UNLABELLED: no gold label (a transfer-set text; only the teacher term trains on it)
+    id: str | None = None    # the row's data.id_field, when the file has one (teacher.outputs may refer to it)
 
 
 @dataclass
@@ -47,7 +49,10 @@ class Splits:
         """Hash of the exact examples of a split (texts + labels in order): identifies a logit cache's rows."""
         h = hashlib.sha256()
         for ex in getattr(self, split):
-            h.update(json.dumps(dataclasses.astuple(ex), ensure_ascii=False).encode("utf-8") + b"\n")
+            fields = dataclasses.astuple(ex)
+            if ex.id is None:  # ids are optional; without one the hash is what it was before ids existed
+                fields = fields[:-1]
+            h.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
         return h.hexdigest()
 
 
@@ -117,8 +122,15 @@ def _records_json(path: Path, text: str, fmt: str):
                 raise UserError(f"{path} line {lineno}: invalid JSON ({e.msg})") from None
 
 
-def read_file(path: str | Path, cfg: DataConfig) -> list[tuple[str, str, object]]:
-    """Read one file into (location, text, raw label) rows, validating as we go."""
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def read_file(path: str | Path, cfg: DataConfig, need_labels: bool = True) -> list[tuple]:
+    """Read one file into (location, text, raw label, id) rows, validating as we go.
+
+    A row whose label is missing or empty gets raw label None (an unlabelled text: to_examples decides whether that
+    is allowed). need_labels=False (kdnlp label): a file without any label field/column is fine."""
     path = Path(path)
     text = _read_text(path)
     fmt = detect_format(path, cfg.format, text)
@@ -131,25 +143,29 @@ def read_file(path: str | Path, cfg: DataConfig) -> list[tuple[str, str, object]
             field = field or _pick_text_field(path, list(rec), cfg.text_field)
             if field not in rec:
                 raise UserError(f"{path} {where}: missing field '{field}'")
-            if cfg.label_field not in rec:
-                raise UserError(f"{path} {where}: missing label field '{cfg.label_field}' (set data.label_field)")
-            rows.append((f"{path} {where}", rec[field], rec[cfg.label_field]))
+            label = rec.get(cfg.label_field)
+            rid = rec.get(cfg.id_field)
+            rows.append((f"{path} {where}", rec[field], None if _blank(label) else label,
+                         None if rid is None else str(rid)))
     else:
         delim = "\t" if fmt == "tsv" else ","
         quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
         reader = csv.reader(text.splitlines(), delimiter=delim, quoting=quoting)
         header = next(reader)
         field = _pick_text_field(path, header, cfg.text_field)
-        if cfg.label_field not in header:
+        if cfg.label_field not in header and need_labels:
             raise UserError(f"{path} line 1: no '{cfg.label_field}' column (columns: {', '.join(header)}); set data.label_field")
-        ti, li = header.index(field), header.index(cfg.label_field)
+        ti = header.index(field)
+        li = header.index(cfg.label_field) if cfg.label_field in header else None
+        ii = header.index(cfg.id_field) if cfg.id_field in header else None
         for lineno, rec in enumerate(reader, 2):
             if not rec:
                 continue
-            if len(rec) <= max(ti, li):
+            if len(rec) <= max(ti, li or 0, ii or 0):
                 raise UserError(f"{path} line {lineno}: expected {len(header)} {fmt.upper()} columns, got {len(rec)}; fix the row")
-            rows.append((f"{path} line {lineno}", rec[ti], rec[li]))
-    for where, t, _ in rows:
+            label = None if li is None or _blank(rec[li]) else rec[li]
+            rows.append((f"{path} line {lineno}", rec[ti], label, None if ii is None else rec[ii]))
+    for where, t, *_ in rows:
         if not isinstance(t, str) or not t.strip():
             raise UserError(f"{where}: empty text; remove the row or fill it in")
     if not rows:
@@ -183,26 +199,35 @@ def _is_int(x) -> bool:
 
 
 def infer_labels(rows) -> list[str]:
-    raw = {r[2] for r in rows}
+    raw = {r[2] for r in rows if r[2] is not None}
     if all(_is_int(x) for x in raw):
         return [str(x) for x in sorted(raw)]
     return sorted(str(x) for x in raw)
 
 
-def to_examples(rows, labels: list[str], labels_from: str) -> list[Example]:
+def to_examples(rows, labels: list[str], labels_from: str, allow_unlabelled: bool = False) -> list[Example]:
+    """Rows -> Examples. A row without a label is an unlabelled text (label UNLABELLED) where allow_unlabelled
+    (train rows when a given teacher supplies the targets), an error otherwise."""
     index = {lab: i for i, lab in enumerate(labels)}
     out = []
-    for where, text, raw in rows:
+    for where, text, raw, *rest in rows:
+        rid = rest[0] if rest else None
+        if raw is None:
+            if not allow_unlabelled:
+                raise UserError(f"{where}: no label (check data.label_field; unlabelled texts are allowed only in "
+                                "train, with teacher.fine_tuned or teacher.outputs supplying their targets)")
+            out.append(Example(text.strip(), UNLABELLED, rid))
+            continue
         if _is_int(raw) and labels_from == "file":
             if not 0 <= raw < len(labels):
                 raise UserError(f"{where}: label id {raw} is out of range for the {len(labels)} classes in data.labels")
-            out.append(Example(text.strip(), raw))
+            out.append(Example(text.strip(), raw, rid))
             continue
         key = str(raw)
         if key not in index:
             raise UserError(f"{where}: unknown label '{key}' (known: {', '.join(labels[:20])}); "
                             "fix the row or list every class in data.labels")
-        out.append(Example(text.strip(), index[key]))
+        out.append(Example(text.strip(), index[key], rid))
     return out
 
 
@@ -227,15 +252,21 @@ def split_specs(cfg: DataConfig) -> tuple[str, str | None, str]:
     return cfg.train, dev_spec, test_spec
 
 
-def load_splits(cfg: DataConfig, seed: int) -> Splits:
-    """Read train/dev/test; labels come from data.labels or, sorted, from train."""
+def load_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) -> Splits:
+    """Read train/dev/test; labels come from data.labels or, sorted, from train.
+
+    allow_unlabelled: train rows without a label are kept as unlabelled texts (never in dev, never subsampled)."""
     _, dev_spec, test_spec = split_specs(cfg)
     train_rows = read_rows(cfg.train, cfg, "train")
     if cfg.labels:
         labels, labels_from = read_labels_file(cfg.labels), "file"
     else:
         labels, labels_from = infer_labels(train_rows), "inferred"
-    train = to_examples(train_rows, labels, labels_from)
+    if not labels:
+        raise UserError(f"{cfg.train}: no row has a label (check data.label_field)")
+    train = to_examples(train_rows, labels, labels_from, allow_unlabelled)
+    unlabelled = [e for e in train if e.label == UNLABELLED]
+    train = [e for e in train if e.label != UNLABELLED]
     test = to_examples(read_rows(test_spec, cfg, "test"), labels, labels_from)
     if dev_spec:
         dev = to_examples(read_rows(dev_spec, cfg, "dev"), labels, labels_from)
@@ -246,7 +277,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed})"
     if cfg.max_train_examples and cfg.max_train_examples < len(train):
         train, _ = _stratified_split(train, cfg.max_train_examples, seed)
-    return Splits(train, dev, test, labels, source)
+    return Splits(train + unlabelled, dev, test, labels, source)
 
 
 # ---------------------------------------------------------------- tokenisation and batching

@@ -79,7 +79,7 @@ def read_ner_rows(spec: str, split: str):
     return read_column_file(spec)
 
 
-def load_ner_splits(cfg: DataConfig, seed: int) -> Splits:
+def load_ner_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) -> Splits:
     _, dev_spec, test_spec = split_specs(cfg)
     train_rows = read_ner_rows(cfg.train, "train")
     if cfg.labels:

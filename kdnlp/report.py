@@ -34,7 +34,17 @@ def _mb(nbytes: int) -> str:
 
 
 def comparison_table(teacher: dict, student: dict) -> str:
-    """Markdown table of the two report.json dicts; speed is CPU examples/s at the report's batch size."""
+    """Markdown table of the two report.json dicts; speed is CPU examples/s at the report's batch size.
+
+    A teacher given only as outputs has no size or speed (and no test report when they miss the test texts)."""
+    if "n_params" not in teacher:
+        key = "accuracy" if "accuracy" in student else "f1"
+        rows = [(key, teacher.get(key), student[key]), ("macro-F1", teacher.get("macro_f1"), student["macro_f1"])]
+        out = ["| | teacher (supplied outputs) | student |", "|---|---:|---:|"]
+        out += [f"| {a} | {'-' if b is None else f'{b:.4f}'} | {c:.4f} |" for a, b, c in rows]
+        out += [f"| parameters | - | {student['n_params'] / 1e6:.2f}M |", f"| size on disk | - | {_mb(student['size_bytes'])} |",
+                f"| CPU examples/s | - | {student['cpu_examples_per_second']:.1f} |"]
+        return "\n".join(out)
     t_speed, s_speed = teacher["cpu_examples_per_second"], student["cpu_examples_per_second"]
     key, title = ("accuracy", "accuracy") if "accuracy" in teacher else ("f1", "entity F1 (micro)")
     rows = [

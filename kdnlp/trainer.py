@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import time
@@ -31,11 +32,13 @@ from .fileio import dir_size, recover_dir, sha256_file, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, load_model_dir, save_model_dir
 from .ner import IGNORE, TokenLogits
-from .report import comparison_table
+from .report import classification_metrics, comparison_table, format_report
 from .intermediate import IntermediateDistiller
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
 from .tasks import TASKS
-from .teacher import build_random_teacher, load_pretrained_teacher, load_tokenizer, resolve_pretrained
+from .teacher import (build_random_teacher, load_fine_tuned, load_pretrained_teacher, load_tokenizer,
+                      resolve_pretrained, source_fingerprint)
+from .teacher_outputs import align, check_loss, read_outputs
 from .vocab import build_vocab_file
 
 
@@ -73,7 +76,10 @@ class Trainer:
     @property
     def splits(self) -> Splits:
         if self._splits is None:
-            self._splits = self.task.load_splits(self.cfg.data, self.cfg.data.seed)
+            # a given teacher (fine_tuned / outputs) can supply targets for train texts without a gold label
+            t = self.cfg.teacher
+            given = t.fine_tuned is not None or t.outputs is not None
+            self._splits = self.task.load_splits(self.cfg.data, self.cfg.data.seed, allow_unlabelled=given)
             s = self._splits
             print(f"data: {len(s.train)} train / {len(s.dev)} dev ({s.dev_source}) / {len(s.test)} test, "
                   f"{len(s.labels)} {'tags' if self.cfg.task == 'ner' else 'classes'}")
@@ -252,8 +258,38 @@ class Trainer:
 
     # ------------------------------------------------------------ teacher
 
+    @property
+    def has_teacher_model(self) -> bool:
+        """False when the teacher is only its supplied outputs (teacher.outputs without teacher.fine_tuned)."""
+        return self.cfg.teacher.outputs is None or self.cfg.teacher.fine_tuned is not None
+
+    def import_fine_tuned(self) -> None:
+        """teacher.fine_tuned -> <out>/teacher (fp32, outputs in the data's label order), once per source version."""
+        spec = self.cfg.teacher.fine_tuned
+        if spec is None or getattr(self, "_imported", False):
+            return
+        tdir = self.out / "teacher"
+        recover_dir(tdir)
+        source = source_fingerprint(spec)
+        state_file = tdir / "train_state.json"
+        if (tdir / "config.json").is_file() and state_file.is_file() \
+                and json.loads(state_file.read_text(encoding="utf-8")).get("fine_tuned") == source:
+            self._imported = True
+            return
+        model, tokenizer, perm = load_fine_tuned(spec, self.splits.labels, self.cfg.task, self.cfg.data.labels is not None)
+        order = "" if perm == list(range(len(perm))) else f", its outputs reordered to the data's labels {perm}"
+        print(f"teacher: {spec} used as it is, not trained ({model.num_parameters() / 1e6:.1f}M parameters{order})")
+        if self.is_main:
+            save_model_dir(model, tokenizer, self.splits.labels, tdir, {"fine_tuned": source})
+        self.accelerator.wait_for_everyone()
+        self._imported = True
+
     def teacher_tokenizer(self):
         """The teacher's tokenizer: the fine-tuned teacher's, else teacher.pretrained's, else teacher.vocab."""
+        if not self.has_teacher_model:
+            raise UserError("teacher: only teacher.outputs is given, so there is no teacher model or tokenizer; "
+                            "set teacher.fine_tuned, or student.tokenizer for a BiLSTM student")
+        self.import_fine_tuned()
         tdir = self.out / "teacher"
         recover_dir(tdir)
         if (tdir / "config.json").is_file():
@@ -279,6 +315,10 @@ class Trainer:
         return Path(v)
 
     def fine_tuned_teacher(self):
+        if not self.has_teacher_model:
+            raise UserError(f"student.type: {self.cfg.student.type} is built from a teacher model, and only "
+                            "teacher.outputs is given; use student.type: bilstm, or set teacher.fine_tuned")
+        self.import_fine_tuned()
         model, _, labels = load_model_dir(self.out / "teacher", self.cfg.task)
         self._check_labels(labels, self.out / "teacher")
         return model
@@ -295,8 +335,15 @@ class Trainer:
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters)")
         return model, tokenizer
 
-    def train_teacher(self) -> dict:
+    def train_teacher(self) -> dict | None:
+        """Fine-tune the teacher; a given teacher is not trained: teacher.fine_tuned is imported and evaluated,
+        teacher.outputs is scored on test where it covers the test texts (else None: no teacher report)."""
         cfg = self.cfg
+        if cfg.teacher.fine_tuned is not None:
+            self.import_fine_tuned()
+            return self.evaluate("teacher")
+        if cfg.teacher.outputs is not None:
+            return self.outputs_report()
         model, tokenizer = self.build_teacher()
         self.fit(model, tokenizer, cross_entropy_loss, cfg.teacher, self.out / "teacher", "teacher")
         return self.evaluate("teacher")
@@ -347,9 +394,43 @@ class Trainer:
         print(f"logit cache: {len(data)} rows in {seconds:.1f}s ({len(data) / seconds:.0f} examples/s) -> {cache.array_path}")
         return logits
 
+    def supplied_outputs(self):
+        """teacher.outputs, read and validated once (kdnlp/teacher_outputs.py)."""
+        if getattr(self, "_outputs", None) is None:
+            t = self.cfg.teacher
+            self._outputs = read_outputs(t.outputs, self.splits.labels, t.outputs_type, t.outputs_ids)
+            check_loss(self._outputs, self.cfg.distill.loss)
+        return self._outputs
+
+    def outputs_report(self) -> dict | None:
+        """The supplied outputs scored on test, when they cover every test text (the teacher's accuracy)."""
+        outputs = self.supplied_outputs()
+        index = outputs.lookup()
+        test = self.splits.test
+        key = (lambda e: str(e.id)) if outputs.key_kind == "id" else (lambda e: e.text)
+        if not all(key(e) in index for e in test):
+            print("teacher: the supplied outputs do not cover the test texts, so there is no teacher report")
+            return None
+        pred = outputs.logits[[index[key(e)] for e in test]].argmax(1)
+        gold = np.array([e.label for e in test])
+        metrics, text = classification_metrics(gold, pred, self.splits.labels), format_report(gold, pred, self.splits.labels)
+        print(f"\nteacher outputs ({outputs.path}) on test ({len(test)} examples):\n{text}\n")
+        report = {**metrics, "model": "teacher", "source": outputs.path, "n_examples": len(test)}
+        if self.is_main:
+            write_json(self.out / "teacher_outputs_report.json", report)
+        return report
+
     def teacher_logits(self, split: str = "train", examples: list | None = None,
                        data_sha256: str | None = None, fixed_padding: bool = False) -> np.ndarray:
-        """The cached logits of this run's teacher, or the average over distill.teachers (multi-teacher KD)."""
+        """The cached logits of this run's teacher, or the average over distill.teachers (multi-teacher KD);
+        with teacher.outputs, the supplied outputs of the training examples."""
+        if self.cfg.teacher.outputs is not None and split == "train" and examples is None:
+            s = self.splits
+            logits = align(self.supplied_outputs(), s.train, s.dev + s.test)
+            print(f"teacher outputs: {len(logits)} training rows from {self.cfg.teacher.outputs} "
+                  f"({self.supplied_outputs().kind})")
+            return logits
+        self.import_fine_tuned()
         dirs = self.cfg.distill.teachers
         if not dirs:
             return self.cache_teacher_logits(split, examples, data_sha256, fixed_padding=fixed_padding)
@@ -381,7 +462,8 @@ class Trainer:
     def build_student(self):
         """(model, tokenizer) of the configured student, freshly initialised (seeded)."""
         ctx = StudentContext(labels=self.splits.labels, train_texts=[e.text for e in self.splits.train],
-                             teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher)
+                             teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher,
+                             has_teacher_model=self.has_teacher_model)
         seed_everything(self.cfg.train.seed)  # the student's initialisation
         return STUDENTS[self.cfg.student.type](self.cfg, ctx)
 
@@ -447,10 +529,16 @@ class Trainer:
             write_json(mdir / "report.json", report)
         return report
 
+    def preflight(self, command: str = "distill") -> None:
+        """Check everything the config fixes before any training (kdnlp/preflight.py); reads, never writes."""
+        from .preflight import check
+        check(self, command)
+
     def run(self) -> str:
+        self.preflight("distill")
         teacher = self.train_teacher()
         student = self.train_student()
-        table = comparison_table(teacher, student)
+        table = comparison_table(teacher or {}, student)
         if self.is_main:
             write_text(self.out / "comparison.md", table + "\n")
         test = self.cfg.data.test or f"the test split of {self.cfg.data.train}"

@@ -36,7 +36,7 @@ def test_clue_jsonl_string_labels(tmp_path):
                          "sentence": f"句子{i}", "keywords": ""}, ensure_ascii=False) for i in range(8)]
     (tmp_path / "train.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
     rows = read_file(tmp_path / "train.json", _cfg(label_field="label_desc"))
-    assert rows[0][1:] == ("句子0", "news_story")
+    assert rows[0][1:3] == ("句子0", "news_story")
     s = load_splits(_cfg(train=str(tmp_path / "train.json"), test=str(tmp_path / "train.json"),
                          label_field="label_desc", dev=str(tmp_path / "train.json")), seed=0)
     assert s.labels == ["news_culture", "news_story"] and len(s.train) == 8 and s.dev_source.startswith("file")
@@ -44,9 +44,9 @@ def test_clue_jsonl_string_labels(tmp_path):
 
 def test_csv_and_tsv(tmp_path):
     (tmp_path / "a.csv").write_text('text,label\n"hello, world",pos\nbad day,neg\n', encoding="utf-8")
-    assert [r[1:] for r in read_file(tmp_path / "a.csv", _cfg())] == [("hello, world", "pos"), ("bad day", "neg")]
+    assert [r[1:3] for r in read_file(tmp_path / "a.csv", _cfg())] == [("hello, world", "pos"), ("bad day", "neg")]
     (tmp_path / "a.tsv").write_text('sentence\tlabel\nit\'s "fine" \t1\n', encoding="utf-8")
-    assert read_file(tmp_path / "a.tsv", _cfg())[0][1:] == ('it\'s "fine" ', "1")
+    assert read_file(tmp_path / "a.tsv", _cfg())[0][1:3] == ('it\'s "fine" ', "1")
 
 
 @pytest.mark.parametrize("content,fmt,message", [

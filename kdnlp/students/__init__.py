@@ -17,6 +17,7 @@ class StudentContext:
     train_texts: list[str]
     teacher_tokenizer: Callable[[], object]   # the teacher's tokenizer (cheap: no weights)
     fine_tuned_teacher: Callable[[], object]  # loads the fine-tuned teacher's weights (only when a student needs them)
+    has_teacher_model: bool = True            # False: the teacher is only teacher.outputs (no model, no tokenizer)
 
 
 STUDENTS: dict[str, Callable] = {

@@ -164,12 +164,31 @@ def read_word2vec(path: str, vocab: dict[str, int], dim_hint: int | None = None)
     return matrix, found
 
 
+def student_tokenizer(spec: str | None, ctx):
+    """student.tokenizer (a tokenizer directory or a vocab.txt), else the teacher's; with no teacher model
+    (teacher.outputs alone) the words of the training texts (jieba for Chinese)."""
+    if spec is not None:
+        from ..teacher import load_tokenizer
+        path = Path(spec)
+        if path.is_file():  # a BERT-style vocab.txt (positional: vocab_file= silently builds a 5-token vocab)
+            from transformers import BertTokenizer
+            return BertTokenizer(str(path))
+        if not path.is_dir():
+            raise UserError(f"student.tokenizer: {spec} not found (a tokenizer directory or a vocab.txt)")
+        return load_tokenizer(path)
+    if ctx.has_teacher_model:
+        return ctx.teacher_tokenizer()
+    tokenizer = WordTokenizer.build(ctx.train_texts)
+    print(f"student vocabulary: {len(tokenizer)} {'jieba words' if tokenizer.chinese else 'words'} of the training texts")
+    return tokenizer
+
+
 def build(cfg, ctx):
     s = cfg.student
     source_dim = None
     weights = None
     if s.embeddings in ("random", "teacher"):
-        tokenizer = ctx.teacher_tokenizer()
+        tokenizer = student_tokenizer(s.tokenizer, ctx)
         if s.embeddings == "teacher":
             weights = ctx.fine_tuned_teacher().get_input_embeddings().weight.detach().clone()
             source_dim = weights.shape[1] if weights.shape[1] != s.embedding_dim else None

@@ -30,7 +30,7 @@ from transformers.utils import ModelOutput
 
 from ..errors import UserError
 from ..modeldir import load_model_dir
-from .truncated_bert import select_layers, truncate
+from .truncated_bert import student_layers, truncate
 
 
 class FastBertConfig(BertConfig):
@@ -136,10 +136,9 @@ def from_bert(bert_classifier) -> FastBertForSequenceClassification:
 
 
 def build(cfg, ctx):
-    teacher = ctx.fine_tuned_teacher()
-    sel = cfg.student.layer_selection
-    k = len(sel) if isinstance(sel, list) else cfg.student.num_layers
-    return from_bert(truncate(teacher, select_layers(teacher.config.num_hidden_layers, k, sel))), ctx.teacher_tokenizer()
+    teacher = ctx.fine_tuned_teacher()  # num_layers unset: the whole teacher as the backbone (exits do the speed-up)
+    layers = student_layers(cfg.student, teacher.config.num_hidden_layers, default_k=None)
+    return from_bert(truncate(teacher, layers)), ctx.teacher_tokenizer()
 
 
 class BranchSelfDistillation:

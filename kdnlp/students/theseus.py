@@ -85,7 +85,7 @@ def build(cfg, ctx):
     teacher = ctx.fine_tuned_teacher()
     n = teacher.config.num_hidden_layers
     sel = cfg.student.layer_selection
-    k = len(sel) if isinstance(sel, list) else cfg.student.num_layers
+    k = len(sel) if isinstance(sel, list) else (cfg.student.num_layers or 6)
     if k >= n:
         raise UserError(f"student.num_layers: theseus needs fewer layers than the teacher's {n}, got {k}")
     model = truncate(teacher, select_layers(n, k, sel))

@@ -26,6 +26,14 @@ def select_layers(n_teacher: int, k: int, selection) -> list[int]:
     return [i * n_teacher // k for i in range(k)]
 
 
+def student_layers(student_cfg, n_teacher: int, default_k: int | None = 6) -> list[int]:
+    """The teacher layers the student keeps: an explicit layer_selection list, else num_layers of them
+    (num_layers unset: `default_k`, or the teacher's full depth when default_k is None — fastbert's default)."""
+    sel = student_cfg.layer_selection
+    k = len(sel) if isinstance(sel, list) else (student_cfg.num_layers or default_k or n_teacher)
+    return select_layers(n_teacher, k, sel)
+
+
 def truncate(teacher, layers: list[int]):
     """A new model of the teacher's class holding only `layers` (student layer i = teacher layer layers[i])."""
     config = teacher.config.__class__.from_dict(teacher.config.to_dict())
@@ -45,8 +53,4 @@ def truncate(teacher, layers: list[int]):
 
 def build(cfg, ctx):
     teacher = ctx.fine_tuned_teacher()
-    n = teacher.config.num_hidden_layers
-    sel = cfg.student.layer_selection
-    k = len(sel) if isinstance(sel, list) else cfg.student.num_layers
-    layers = select_layers(n, k, sel)
-    return truncate(teacher, layers), ctx.teacher_tokenizer()
+    return truncate(teacher, student_layers(cfg.student, teacher.config.num_hidden_layers)), ctx.teacher_tokenizer()

@@ -1,0 +1,75 @@
+"""`kdnlp label --input texts.txt --teacher <dir|hub id> [--output teacher_outputs.jsonl]`
+
+Runs any fine-tuned local (or hub) sequence classifier over texts and writes its logits as a teacher.outputs file,
+so the teacher and the student can run on different machines (the teacher on a GPU box, the student on a laptop).
+No config is needed: the labels are the model's own (labels.txt or config.id2label), named in the file's header,
+and a config reading the file matches them to its data's labels by name.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .data import EncodedSplit, Example, read_file
+from .errors import UserError
+from .teacher import check_model_dir, fp32, load_tokenizer, model_labels, resolve_pretrained
+from .teacher_outputs import write_outputs
+
+
+def read_inputs(path: Path, text_field: str) -> list[tuple[str, str]]:
+    """(key kind, key) per input: a .txt is one text per line; a data file (.json/.jsonl/.csv/.tsv) gives its text
+    field, and its data ids where it has an `id` field (the outputs then refer to examples by id)."""
+    if not path.is_file():
+        raise UserError(f"--input {path}: file not found (one text per line, or a data file)")
+    if path.suffix.lower() == ".txt":
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise UserError(f"--input {path}: no texts")
+        return [("text", t) for t in texts]
+    rows = read_file(path, DataConfig(text_field=text_field), need_labels=False)
+    return [("id", rid) if rid is not None else ("text", text.strip()) for _, text, _, rid in rows]
+
+
+def load_classifier(spec: str):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    resolved = resolve_pretrained(spec)
+    path = Path(resolved)
+    try:
+        if path.is_dir():
+            check_model_dir(path)
+            tokenizer = load_tokenizer(path)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(resolved)
+        config = AutoConfig.from_pretrained(resolved)
+        model = AutoModelForSequenceClassification.from_pretrained(resolved, **fp32())
+    except OSError as e:
+        raise UserError(f"--teacher {spec}: not a local model directory and could not be fetched from the hub "
+                        f"({str(e).splitlines()[0]})") from None
+    return model, tokenizer, model_labels(path if path.is_dir() else None, config)
+
+
+@torch.no_grad()
+def label(input_path: str, teacher: str, output: str, max_length: int = 128, batch_size: int = 64,
+          device: str = "auto", text_field: str = "auto") -> Path:
+    keys = read_inputs(Path(input_path), text_field)
+    model, tokenizer, labels = load_classifier(teacher)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    model.to(dev).eval()
+    texts = [k for kind, k in keys] if all(kind == "text" for kind, _ in keys) else None
+    if texts is None:  # ids: the texts come from the same rows
+        texts = [text.strip() for _, text, _, _ in read_file(Path(input_path), DataConfig(text_field=text_field), need_labels=False)]
+    data = EncodedSplit([Example(t, 0) for t in texts], tokenizer, max_length)
+    logits = np.zeros((len(texts), len(labels)), dtype=np.float32)
+    t0 = time.perf_counter()
+    for batch in data.eval_batches(batch_size):  # length-sorted; rows restored by index
+        out = model(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev)).logits
+        logits[batch["index"].numpy()] = out.float().cpu().numpy()
+    seconds = time.perf_counter() - t0
+    write_outputs(Path(output), labels, keys, logits)
+    print(f"label: {len(texts)} texts in {seconds:.1f}s ({len(texts) / seconds:.0f}/s) by {teacher} "
+          f"({len(labels)} labels: {', '.join(labels[:8])}) -> {output}")
+    return Path(output)

@@ -1,0 +1,136 @@
+"""Fail fast: everything the config fixes is checked before any training step, and before anything is written.
+
+An hour of teacher fine-tuning must not end in "student.num_layers: 8 is more than the teacher's 6 layers". So before
+`distill`, `train-teacher`, `train-student` or `cache-logits` starts, this reads what is cheap to read — the data and
+label files, the teacher's config.json / labels / tokenizer files (never its weights), supplied teacher outputs — and
+checks the student, the layer maps and the method against them. It only reads: a failing check leaves no files.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from .errors import UserError
+from .intermediate import layer_matches
+from .students.truncated_bert import student_layers
+from .teacher import _has_model_type, check_model_dir, fine_tuned_source, match_labels, resolve_pretrained
+
+MODEL_STUDENTS = ("bert", "theseus", "fastbert")  # built from the fine-tuned teacher's own layers
+
+
+def teacher_config(trainer, command: str):
+    """The teacher's transformers config as the students will see it (None: no teacher model).
+
+    Reads only config files, so this costs milliseconds even for a BERT-large teacher."""
+    from transformers import AutoConfig, BertConfig
+    cfg, t = trainer.cfg, trainer.cfg.teacher
+    own = trainer.out / "teacher"
+    if t.fine_tuned is not None:
+        return _fine_tuned_config(trainer, t.fine_tuned)
+    if t.outputs is not None:
+        return None
+    if command in ("train-student", "cache-logits") and (own / "config.json").is_file():
+        return AutoConfig.from_pretrained(str(own))
+    if t.pretrained is None:  # a random BERT from teacher.config
+        valid = set(BertConfig().to_dict())
+        unknown = [k for k in (t.config or {}) if k not in valid]
+        if unknown:
+            raise UserError(f"teacher.config: unknown BertConfig field '{unknown[0]}'")
+        if t.vocab != "build" and not Path(t.vocab).is_file():
+            raise UserError(f"teacher.vocab: {t.vocab} not found (a vocab.txt, one token per line, or 'build')")
+        return BertConfig(**(t.config or {}))
+    spec = resolve_pretrained(t.pretrained)
+    path = Path(spec)
+    if path.is_dir():
+        check_model_dir(path)
+        return AutoConfig.from_pretrained(spec) if _has_model_type(path) else BertConfig.from_pretrained(spec)
+    if command in ("train-student", "cache-logits"):
+        raise UserError(f"{own}: no trained teacher yet (run kdnlp train-teacher or kdnlp distill first)")
+    from .teacher import load_pretrained_teacher  # a hub id or a missing directory: its own clear message
+    try:
+        return AutoConfig.from_pretrained(spec)
+    except OSError:
+        load_pretrained_teacher(t, ["x"], cfg.task)  # raises the UserError explaining where to get the model
+        raise
+
+
+def _fine_tuned_config(trainer, spec: str):
+    _, _, config, labels = fine_tuned_source(spec)
+    match_labels(labels, trainer.splits.labels, f"teacher.fine_tuned {spec}", trainer.cfg.data.labels is not None)
+    return config
+
+
+def check_student(trainer, config) -> None:
+    cfg, st = trainer.cfg, trainer.cfg.student
+    if config is None:  # teacher.outputs only: the student must not need a teacher model
+        if st.type in MODEL_STUDENTS:
+            raise UserError(f"student.type: {st.type} is built from a teacher model, and only teacher.outputs is "
+                            "given; use student.type: bilstm, or set teacher.fine_tuned to the model")
+        if st.embeddings == "teacher":
+            raise UserError("student.embeddings: teacher needs a teacher model; with teacher.outputs alone use "
+                            "random or a word2vec file (or set teacher.fine_tuned)")
+        if cfg.distill.intermediate:
+            raise UserError("distill.intermediate: needs a teacher model's hidden states; teacher.outputs has none")
+    if st.tokenizer is not None and st.embeddings == "teacher":
+        raise UserError("student.tokenizer: the teacher's embeddings belong to the teacher's tokenizer; "
+                        "drop student.tokenizer or use student.embeddings: random")
+    if st.tokenizer is not None and not Path(st.tokenizer).exists():
+        raise UserError(f"student.tokenizer: {st.tokenizer} not found (a tokenizer directory or a vocab.txt)")
+    if st.embeddings not in ("random", "teacher") and not Path(st.embeddings).is_file():
+        raise UserError(f"student.embeddings: {st.embeddings} not found (use random, teacher, or a word2vec text file)")
+    chinese_words = st.type == "bilstm" and (config is None and st.tokenizer is None or st.embeddings not in ("random", "teacher"))
+    if chinese_words and importlib.util.find_spec("jieba") is None:
+        from .data import is_chinese
+        if any(is_chinese(e.text) for e in trainer.splits.train[:200]):
+            raise UserError("student: a word vocabulary for Chinese texts needs jieba (pip install 'kdnlp[demo]')")
+    if config is None or st.type not in MODEL_STUDENTS:
+        return
+    n = config.num_hidden_layers
+    default_k = None if st.type == "fastbert" else 6
+    layers = student_layers(st, n, default_k)  # raises for a depth or a layer index the teacher does not have
+    if st.type == "theseus" and len(layers) >= n:
+        raise UserError(f"student.num_layers: theseus needs fewer layers than the teacher's {n}, got {len(layers)}")
+    if st.type in ("theseus", "fastbert") and config.model_type != "bert":
+        raise UserError(f"student.type {st.type}: the teacher must be a BERT model, got model_type '{config.model_type}' "
+                        "(use student.type: bert for other encoder families)")
+    try:
+        from .students.truncated_bert import check_truncatable
+    except ImportError:
+        check_truncatable = None
+    if check_truncatable is not None:
+        check_truncatable(config)
+    if cfg.distill.intermediate:
+        layer_matches(cfg.distill.intermediate, n, len(layers))
+
+
+def trainer_needs_logits(cfg) -> bool:
+    return cfg.distill.T > 0 or (cfg.distill.T_end or 0) > 0
+
+
+def check(trainer, command: str) -> None:
+    """Everything the config fixes, for `command`; raises UserError (one line, exit 2) before any training."""
+    cfg = trainer.cfg
+    splits = trainer.splits  # data files, label files, labels: read and validated here
+    if cfg.teacher.outputs is not None:
+        from .teacher_outputs import align, check_loss
+        if cfg.augment.enabled and cfg.teacher.fine_tuned is None:
+            raise UserError("augment: the transfer set is labelled by a teacher model; teacher.outputs cannot label "
+                            "new texts (set augment.enabled: false, or teacher.fine_tuned)")
+        outputs = trainer.supplied_outputs()  # every row validated
+        check_loss(outputs, cfg.distill.loss)
+        if command in ("distill", "train-student"):
+            align(outputs, splits.train, splits.dev + splits.test)
+    own = trainer.out / "teacher"
+    given = cfg.teacher.fine_tuned is not None or cfg.teacher.outputs is not None
+    st = cfg.student
+    needs_trained = command == "cache-logits" or (command == "train-student" and (
+        st.type in MODEL_STUDENTS or st.embeddings == "teacher" or cfg.distill.intermediate or trainer_needs_logits(cfg)))
+    if needs_trained and not given and not (own / "config.json").is_file() and not cfg.distill.teachers:
+        raise UserError(f"{own}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
+    config = teacher_config(trainer, command)
+    for d in cfg.distill.teachers or []:
+        tdir = trainer.out / "teacher" if d == "teacher" else Path(d)
+        if d != "teacher" and not (tdir / "labels.txt").is_file():
+            raise UserError(f"distill.teachers: {tdir} is not a fine-tuned teacher directory (no labels.txt)")
+    if command in ("distill", "train-student"):
+        check_student(trainer, config)

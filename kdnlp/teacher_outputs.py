@@ -1,0 +1,197 @@
+"""teacher.outputs: soft targets made anywhere (an API, an LLM, an ensemble, `kdnlp label` on another machine).
+
+Two file shapes:
+
+    outputs.jsonl   optional first line {"labels": [...]} naming the columns; then one object per example:
+                    {"text": ... | "id": ..., "logits": [...] | "probs": [...]}; the numbers are a list (in the header's
+                    order, else data label order) or a {label: value} mapping
+    outputs.npy     rows x labels (data label order), with teacher.outputs_ids: one text (or data id) per line
+
+Probabilities become logits as log(p) (softmax(log p / t) = p^(1/t) renormalised: the temperature still applies),
+so the student trains on them exactly as on cached logits. Every problem is one UserError naming the line.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+PROB_TOLERANCE = 1e-3  # |sum(probs) - 1| allowed (rounded API outputs)
+MIN_PROB = 1e-7        # log(0) = -inf: a hard 0 becomes this before the log
+
+
+@dataclass
+class TeacherOutputs:
+    path: str
+    kind: str                    # "logits" | "probs" (as supplied; `logits` holds log-probs for probs)
+    keys: list[str]              # per row: the text or the data id it belongs to
+    key_kind: str                # "text" | "id"
+    logits: np.ndarray           # rows x labels, data label order, float32
+    where: list[str]             # per row: "<path> line N" for messages
+
+    def lookup(self) -> dict[str, int]:
+        """key -> first row with that key (a repeated text gets the teacher's first answer)."""
+        index: dict[str, int] = {}
+        for i, k in enumerate(self.keys):
+            index.setdefault(k, i)
+        return index
+
+
+def _values(raw, where: str, order: list[str], labels: list[str]) -> list[float]:
+    """One row's numbers in data label order, from a list (in `order`) or a {label: value} mapping."""
+    if isinstance(raw, dict):
+        if set(raw) != set(labels):
+            missing = [lab for lab in labels if lab not in raw]
+            extra = [k for k in raw if k not in labels]
+            raise UserError(f"{where}: labels {missing[:5] or ''}{' missing' if missing else ''}"
+                            f"{'; ' if missing and extra else ''}{extra[:5] or ''}{' not in the data' if extra else ''}"
+                            f" (the data's labels: {labels[:12]})")
+        return [raw[lab] for lab in labels]
+    if not isinstance(raw, list):
+        raise UserError(f"{where}: expected a list of {len(labels)} numbers or a {{label: number}} mapping")
+    if len(raw) != len(labels):
+        raise UserError(f"{where}: {len(raw)} values but the data has {len(labels)} labels ({', '.join(labels[:12])})")
+    if order is labels:
+        return raw
+    by_name = dict(zip(order, raw))
+    return [by_name[lab] for lab in labels]
+
+
+def _check_row(values: list, where: str, kind: str) -> None:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise UserError(f"{where}: {kind} must be numbers")
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{where}: {kind} contain NaN or infinity")
+    if kind == "probs":
+        if min(values) < 0 or abs(sum(values) - 1) > PROB_TOLERANCE:
+            raise UserError(f"{where}: probs must be >= 0 and sum to 1 (they sum to {sum(values):.4f}); "
+                            "give logits instead, or normalise them")
+
+
+def _header_order(header: dict, where: str, labels: list[str]) -> list[str]:
+    order = header.get("labels")
+    if not isinstance(order, list) or not all(isinstance(x, str) for x in order):
+        raise UserError(f"{where}: the header must be {{\"labels\": [class names in column order]}}")
+    if sorted(order) != sorted(labels):
+        raise UserError(f"{where}: the header's labels {order[:12]} are not the data's {labels[:12]}; "
+                        "name the same classes (order may differ)")
+    return order
+
+
+def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_path: str | None = None) -> TeacherOutputs:
+    """Read and validate a teacher.outputs file (every row), without looking at the data yet."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"teacher.outputs: {path} not found (a .jsonl of teacher outputs, e.g. written by kdnlp label)")
+    if p.suffix == ".npy":
+        return _read_npy(p, labels, outputs_type, ids_path)
+    keys, rows, where, kinds, key_kinds = [], [], [], set(), set()
+    order = labels
+    from .data import _records_json  # JSON lines with their line numbers, one clear error per bad line
+    for line_at, rec in _records_json(p, p.read_text(encoding="utf-8"), "jsonl"):
+        at = f"{path} {line_at}"
+        if not isinstance(rec, dict):
+            raise UserError(f"{at}: expected an object like {{\"text\": ..., \"logits\": [...]}}")
+        if not rows and "labels" in rec and not ({"logits", "probs"} & set(rec)):
+            order = _header_order(rec, at, labels)
+            continue
+        kind = [k for k in ("logits", "probs") if k in rec]
+        if len(kind) != 1:
+            raise UserError(f"{at}: give exactly one of \"logits\" or \"probs\"")
+        key = "id" if "id" in rec else "text" if "text" in rec else None
+        if key is None or not isinstance(rec[key], (str, int)) or (key == "text" and not str(rec[key]).strip()):
+            raise UserError(f"{at}: each row needs a non-empty \"text\" (or the example's \"id\")")
+        values = _values(rec[kind[0]], at, order, labels)
+        _check_row(values, at, kind[0])
+        kinds.add(kind[0])
+        key_kinds.add(key)
+        keys.append(str(rec[key]).strip() if key == "text" else str(rec[key]))
+        rows.append(values)
+        where.append(at)
+    if not rows:
+        raise UserError(f"{path}: no teacher outputs")
+    if len(kinds) > 1 or len(key_kinds) > 1:
+        raise UserError(f"{path}: mixes {' and '.join(sorted(kinds | key_kinds))} rows; use one kind throughout")
+    kind, = kinds
+    if outputs_type != "auto" and outputs_type != kind:
+        raise UserError(f"{path}: rows give {kind} but teacher.outputs_type is {outputs_type}")
+    return _finish(path, kind, keys, key_kinds.pop(), np.asarray(rows, dtype=np.float64), where)
+
+
+def _read_npy(p: Path, labels: list[str], outputs_type: str, ids_path: str | None) -> TeacherOutputs:
+    try:
+        array = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{p}: not a readable .npy array ({e})") from None
+    if array.ndim != 2 or array.shape[1] != len(labels):
+        raise UserError(f"{p}: shape {list(array.shape)}, expected [rows, {len(labels)}] (one column per data label, "
+                        "in data label order)")
+    ids_file = Path(ids_path or "")
+    if not ids_file.is_file():
+        raise UserError(f"teacher.outputs_ids: {ids_path} not found (one text or data id per line, row i = line i)")
+    keys = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(keys) != len(array):
+        raise UserError(f"{ids_file}: {len(keys)} non-empty lines but {p} has {len(array)} rows")
+    kind = "probs" if outputs_type == "probs" else "logits"
+    where = [f"{p} row {i}" for i in range(len(array))]
+    for i, row in enumerate(array):
+        _check_row(row.tolist(), where[i], kind)
+    return _finish(str(p), kind, keys, "text", array.astype(np.float64), where)
+
+
+def _finish(path, kind, keys, key_kind, values: np.ndarray, where) -> TeacherOutputs:
+    logits = np.log(np.clip(values, MIN_PROB, None)) if kind == "probs" else values
+    return TeacherOutputs(path, kind, keys, key_kind, logits.astype(np.float32), where)
+
+
+def align(outputs: TeacherOutputs, train: list, others: list) -> np.ndarray:
+    """Rows of `outputs` for each training example, in train order.
+
+    Every training example must have an output; every output must belong to an example of the data (train, dev or
+    test: labelling the evaluation texts too is fine, they are simply not trained on). A .npy's ids may be texts or,
+    when the data has ids, data ids."""
+    key_kind = outputs.key_kind
+    if key_kind == "text" and any(e.id is not None for e in train) and outputs.path.endswith(".npy"):
+        ids = {str(e.id) for e in train}
+        if all(k in ids for k in outputs.keys[:50]):
+            key_kind = "id"
+    key_of = (lambda e: str(e.id)) if key_kind == "id" else (lambda e: e.text)
+    if key_kind == "id" and any(e.id is None for e in train):
+        raise UserError(f"{outputs.path}: rows refer to examples by \"id\" but the training data has no ids "
+                        "(set data.id_field to the id column, or give \"text\" instead)")
+    index = outputs.lookup()
+    rows = np.empty(len(train), dtype=np.int64)
+    missing = [e for e in train if key_of(e) not in index]
+    if missing:
+        shown = key_of(missing[0])
+        raise UserError(f"{outputs.path}: no teacher output for {len(missing)} of {len(train)} training examples, e.g. "
+                        f"{key_kind} {shown[:80]!r}; label them (kdnlp label) or remove them from data.train")
+    for i, e in enumerate(train):
+        rows[i] = index[key_of(e)]
+    known = {key_of(e) for e in train} | {key_of(e) for e in others if key_kind == "text" or e.id is not None}
+    for k, at in zip(outputs.keys, outputs.where):
+        if k not in known:
+            raise UserError(f"{at}: {key_kind} {k[:80]!r} is not in the data (train, dev or test); "
+                            "outputs must belong to the data's examples")
+    return outputs.logits[rows]
+
+
+def check_loss(outputs: TeacherOutputs, loss: str) -> None:
+    if outputs.kind == "probs" and loss == "mse":
+        raise UserError(f"{outputs.path}: gives probabilities; distill.loss: mse matches logits, so set "
+                        "distill.loss: kl (KL on the probabilities, with distill.temperature)")
+
+
+def write_outputs(path: Path, labels: list[str], keys: list[tuple[str, str]], logits: np.ndarray) -> None:
+    """kdnlp label: header + one {"text"|"id": ..., "logits": [...]} row per input, written atomically."""
+    from .fileio import write_text
+    lines = [json.dumps({"labels": labels}, ensure_ascii=False)]
+    for (key_kind, key), row in zip(keys, logits):
+        # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
+        lines.append(json.dumps({key_kind: key, "logits": [float(x) for x in row]}, ensure_ascii=False))
+    write_text(path, "\n".join(lines) + "\n")
