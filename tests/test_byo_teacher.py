@@ -1,0 +1,241 @@
+"""Bring your own teacher: teacher.fine_tuned, teacher.outputs, kdnlp label, fp16 checkpoints, fail-fast checks."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from kdnlp.cli import main
+
+
+@pytest.fixture(scope="module")
+def hf_teacher(tmp_path_factory):
+    """A classifier fine-tuned outside kdnlp (here: briefly, with plain torch), labels in the opposite order of the
+    data's sorted ["neg", "pos"], saved with save_pretrained (no labels.txt)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    from conftest import FILLER, NEG_CHARS, POS_CHARS, make_texts
+    d = tmp_path_factory.mktemp("hf_teacher")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(POS_CHARS + NEG_CHARS + FILLER))
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertTokenizer(str(d / "vocab.txt"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=2,
+                        id2label={0: "pos", 1: "neg"}, label2id={"pos": 0, "neg": 1})
+    model = BertForSequenceClassification(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    rows = make_texts(160, 1)
+    for _ in range(2):
+        for i in range(0, len(rows), 16):
+            enc = tok([t for t, _ in rows[i:i + 16]], padding=True, return_tensors="pt")
+            loss = model(**enc, labels=torch.tensor([0 if y == "pos" else 1 for _, y in rows[i:i + 16]])).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def _err(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("kdnlp: error:")
+    return err
+
+
+def test_fine_tuned_teacher_is_used_as_is(write_config, hf_teacher, tiny_data, tmp_path, capsys):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    cfg = write_config({"teacher": {"fine_tuned": str(hf_teacher)}})
+    assert main(["distill", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "teacher epoch" not in out and "used as it is" in out
+    root = tmp_path / "out"
+    assert not (root / "teacher" / "train_log.json").exists()  # never trained
+    report = json.loads((root / "teacher" / "report.json").read_text())
+    # the same accuracy measured with transformers alone, on the original checkpoint and its own label names
+    tok = AutoTokenizer.from_pretrained(hf_teacher)
+    model = AutoModelForSequenceClassification.from_pretrained(hf_teacher).eval()
+    test = json.loads(tiny_data["test"].read_text())
+    with torch.no_grad():
+        pred = [model.config.id2label[int(model(**tok(r["text"], return_tensors="pt")).logits.argmax())] for r in test]
+    assert report["accuracy"] == pytest.approx(np.mean([p == r["label"] for p, r in zip(pred, test)]))
+    assert report["accuracy"] > 0.8  # the brief fine-tune learned the task: a reordering bug would give ~0.2
+    # the imported teacher's outputs are in the data's order: column 0 = neg = the original's column 1
+    imported = AutoModelForSequenceClassification.from_pretrained(root / "teacher").eval()
+    enc = tok([r["text"] for r in test[:5]], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(imported(**enc).logits, model(**enc).logits[:, [1, 0]], atol=1e-5)
+    assert (root / "teacher" / "labels.txt").read_text().split() == ["neg", "pos"]
+    assert (root / "student" / "report.json").is_file()
+
+
+def test_fine_tuned_labels_must_match(write_config, hf_teacher, tmp_path, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("neg\npositive\n", encoding="utf-8")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"text": "好棒", "label": "positive"}, {"text": "差烂", "label": "neg"}] * 10,
+                                ensure_ascii=False), encoding="utf-8")
+    cfg = write_config({"teacher": {"fine_tuned": str(hf_teacher)}, "data": {"train": str(other), "test": str(other)}})
+    err = _err(capsys, ["distill", "--config", str(cfg)])
+    assert "['pos', 'neg']" in err and "['neg', 'positive']" in err and "missing in the teacher: ['positive']" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_generic_label_names_need_data_labels(write_config, tiny_bert, tiny_data, tmp_path, capsys):
+    """tiny_bert has LABEL_0/LABEL_1: mapped by index only when data.labels gives the order."""
+    cfg = write_config({"teacher": {"fine_tuned": str(tiny_bert)}})
+    assert "generic" in _err(capsys, ["train-teacher", "--config", str(cfg)])
+    (tmp_path / "classes.txt").write_text("neg\npos\n", encoding="utf-8")
+    cfg = write_config({"teacher": {"fine_tuned": str(tiny_bert)}, "data": {"labels": str(tmp_path / "classes.txt")}})
+    assert main(["train-teacher", "--config", str(cfg)]) == 0
+    assert (tmp_path / "out" / "teacher" / "report.json").is_file()
+
+
+def test_fp16_checkpoint_trains_in_fp32(write_config, tiny_bert, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import BertForSequenceClassification
+    half = tmp_path / "half"
+    BertForSequenceClassification.from_pretrained(tiny_bert).half().save_pretrained(half)
+    for f in ("vocab.txt", "tokenizer_config.json", "tokenizer.json"):
+        if (tiny_bert / f).exists():
+            (half / f).write_bytes((tiny_bert / f).read_bytes())
+    assert json.loads((half / "config.json").read_text())["dtype"] == "float16"
+    cfg = write_config({"teacher": {"pretrained": str(half), "epochs": 3}})
+    assert main(["train-teacher", "--config", str(cfg)]) == 0
+    saved = load_file(tmp_path / "out" / "teacher" / "model.safetensors")
+    assert {t.dtype for t in saved.values()} == {torch.float32}
+    losses = [h["train_loss"] for h in json.loads((tmp_path / "out" / "teacher" / "train_log.json").read_text())["history"]
+              if "train_loss" in h]
+    assert losses[-1] < losses[0] and all(np.isfinite(losses))
+
+
+def _label(hf_teacher, texts_file, out, capsys):
+    assert main(["label", "--input", str(texts_file), "--teacher", str(hf_teacher), "--output", str(out)]) == 0
+    capsys.readouterr()
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+def test_outputs_from_kdnlp_label_equal_cached_logits(write_config, hf_teacher, tiny_data, tmp_path, capsys):
+    """The teacher as a JSONL written by kdnlp label trains the student exactly like the cached logits."""
+    cached = write_config({"teacher": {"fine_tuned": str(hf_teacher)}, "student": {"tokenizer": None}})
+    assert main(["distill", "--config", str(cached)]) == 0
+    out = tmp_path / "outputs.jsonl"
+    rows = _label(hf_teacher, tiny_data["train"], out, capsys)
+    assert rows[0] == {"labels": ["pos", "neg"]} and len(rows) == 161 and len(rows[1]["logits"]) == 2
+    given = write_config({"teacher": {"outputs": str(out)},
+                          "student": {"tokenizer": str(hf_teacher), "name": "from_outputs"}}, name="outputs.yaml")
+    assert main(["distill", "--config", str(given)]) == 0
+    root = tmp_path / "out"
+    a = json.loads((root / "student" / "report.json").read_text())
+    b = json.loads((root / "from_outputs" / "report.json").read_text())
+    assert abs(a["accuracy"] - b["accuracy"]) <= 0.025  # one of 40 test rows at most (float noise of batching)
+    # the supplied outputs also cover the test texts? No (train only): no teacher report, the table says so
+    assert "teacher (supplied outputs)" in capsys.readouterr().out
+
+
+def test_outputs_alone_word_vocabulary_probs_unlabelled_and_npy(write_config, tiny_data, tmp_path, capsys):
+    """No teacher model anywhere: probabilities with KL, unlabelled train texts, a word vocabulary; and a .npy."""
+    train = json.loads(tiny_data["train"].read_text())
+    extra = [{"text": "好棒好棒赞"}, {"text": "差差烂烂"}]  # no gold label: only the teacher term trains on them
+    data = tmp_path / "with_unlabelled.json"
+    data.write_text(json.dumps(train + extra, ensure_ascii=False), encoding="utf-8")
+    probs = lambda t: {"pos": 0.9, "neg": 0.1} if any(c in t for c in "好棒赞爱喜欢优秀满意开心") else {"pos": 0.2, "neg": 0.8}
+    out = tmp_path / "llm.jsonl"
+    out.write_text("".join(json.dumps({"text": r["text"], "probs": probs(r["text"])}, ensure_ascii=False) + "\n"
+                           for r in train + extra), encoding="utf-8")
+    cfg = write_config({"teacher": {"outputs": str(out)}, "data": {"train": str(data)},
+                        "distill": {"loss": "kl", "temperature": 2.0}, "student": {"epochs": 6, "lr": 5e-3}})
+    assert main(["distill", "--config", str(cfg)]) == 0
+    printed = capsys.readouterr().out
+    assert "student vocabulary:" in printed and "teacher outputs: 146 training rows" in printed  # 144 + 2 unlabelled
+    assert (tmp_path / "out" / "student" / "word_vocab.txt").is_file()
+    assert json.loads((tmp_path / "out" / "student" / "report.json").read_text())["accuracy"] > 0.6
+    # the same targets as a .npy (data label order: neg, pos) with one text per line
+    np.save(tmp_path / "t.npy", np.array([[probs(r["text"])["neg"], probs(r["text"])["pos"]] for r in train]))
+    (tmp_path / "ids.txt").write_text("".join(r["text"] + "\n" for r in train), encoding="utf-8")
+    cfg = write_config({"teacher": {"outputs": str(tmp_path / "t.npy"), "outputs_ids": str(tmp_path / "ids.txt"),
+                                    "outputs_type": "probs"}, "distill": {"loss": "kl"}, "student": {"name": "npy"}})
+    assert main(["train-student", "--config", str(cfg)]) == 0
+
+
+def _bad_outputs(tmp_path, tiny_data, lines: list) -> str:
+    train = [r["text"] for r in json.loads(tiny_data["train"].read_text())]
+    p = tmp_path / "bad.jsonl"
+    rows = [{"text": t, "logits": [0.0, 1.0]} for t in train]
+    for i, row in lines:
+        if i is None:
+            rows.append(row)
+        else:
+            rows[i] = row
+    rows = [r for r in rows if r is not None]
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return str(p)
+
+
+@pytest.mark.parametrize("change, message", [
+    ([(None, {"text": "不在数据里", "logits": [0.0, 1.0]})], "line 161: text '不在数据里' is not in the data"),
+    ([(3, None)], "no teacher output for 1 of 144 training examples"),
+    ([(4, {"text": "x", "logits": [1.0]})], "line 5: 1 values but the data has 2 labels"),
+    ([(5, {"text": "x", "logits": [float("nan"), 1.0]})], "line 6: logits contain NaN"),
+    ([(6, {"text": "x", "probs": [0.5, 0.6]})], "line 7: probs must be >= 0 and sum to 1"),
+    ([(7, {"text": "x", "scores": [0.5, 0.5]})], "line 8: give exactly one of"),
+])
+def test_bad_outputs_fail_before_training(write_config, tiny_data, tmp_path, capsys, change, message):
+    cfg = write_config({"teacher": {"outputs": _bad_outputs(tmp_path, tiny_data, change)}})
+    err = _err(capsys, ["distill", "--config", str(cfg)])
+    assert message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_probs_with_mse_is_refused(write_config, tiny_data, tmp_path, capsys):
+    train = [r["text"] for r in json.loads(tiny_data["train"].read_text())]
+    p = tmp_path / "p.jsonl"
+    p.write_text("".join(json.dumps({"text": t, "probs": [0.5, 0.5]}, ensure_ascii=False) + "\n" for t in train))
+    assert "set distill.loss: kl" in _err(capsys, ["distill", "--config", str(write_config({"teacher": {"outputs": str(p)}}))])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"student": {"type": "bert", "num_layers": 6}}, "6 is more than the teacher's 4 layers"),
+    ({"student": {"type": "bert", "layer_selection": [0, 7]}}, "layer 7 is out of range for a 4-layer teacher"),
+    ({"student": {"type": "theseus", "num_layers": 4}}, "theseus needs fewer layers than the teacher's 4"),
+    ({"student": {"type": "bert", "num_layers": 2}, "distill": {"intermediate": [{"teacher_layer": 9, "student_layer": 1}]}},
+     "teacher layer 9 is out of range"),
+    ({"student": {"embeddings": "nope.vec"}}, "student.embeddings: nope.vec not found"),
+    ({"student": {"tokenizer": "no/such/dir"}}, "student.tokenizer: no/such/dir not found"),
+    ({"teacher": {"pretrained": None, "config": {"num_hidden_layers": 2}, "vocab": "missing_vocab.txt"}},
+     "teacher.vocab: missing_vocab.txt not found"),
+    ({"teacher": {"fine_tuned": "./no_such_teacher"}}, "directory not found"),
+])
+def test_config_errors_before_any_training(write_config, tmp_path, capsys, overrides, message):
+    """Each is found in the first seconds of distill: one line, exit 2, no epoch, nothing written."""
+    cfg = write_config(overrides)
+    err = _err(capsys, ["distill", "--config", str(cfg)])
+    assert message in err, err
+    assert "epoch" not in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+def test_teacher_dir_without_weights_and_outputs_only_model_students(write_config, tiny_bert, tiny_data, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_bert / "config.json").read_text())
+    err = _err(capsys, ["distill", "--config", str(write_config({"teacher": {"pretrained": str(broken)}}))])
+    assert "missing" in err and "model.safetensors" in err and "vocab.txt" in err
+    train = [r["text"] for r in json.loads(tiny_data["train"].read_text())]
+    p = tmp_path / "o.jsonl"
+    p.write_text("".join(json.dumps({"text": t, "logits": [0.0, 1.0]}, ensure_ascii=False) + "\n" for t in train))
+    err = _err(capsys, ["distill", "--config", str(write_config({"teacher": {"outputs": str(p)}, "student": {"type": "bert"}}))])
+    assert "only teacher.outputs is given" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_small_things(write_config, tmp_path):
+    from kdnlp.config import config_from_dict
+    cfg = config_from_dict({"task": "ner", "data": {"format": "conll"}})
+    assert cfg.data.format == "conll"
+    assert config_from_dict({"student": {"type": "fastbert"}}).student.num_layers is None  # = the teacher's depth
+    assert config_from_dict({"student": {"type": "bert"}}).student.num_layers == 6
+    from kdnlp.students.truncated_bert import student_layers
+    assert student_layers(config_from_dict({"student": {"type": "fastbert"}}).student, 12, default_k=None) == list(range(12))
