@@ -16,7 +16,7 @@ train_tsv, out = sys.argv[1], sys.argv[2]
 n_rows = int(sys.argv[3]) if len(sys.argv) > 3 else 8000
 torch.manual_seed(0)
 with open(train_tsv, encoding="utf-8") as f:
-    rows = [(r[0].strip(), int(r[1])) for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)][1:]
+    rows = [(r[0].strip(), int(r[1])) for r in list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]]
 random.Random(0).shuffle(rows)
 rows = rows[:n_rows]
 names = {0: "positive", 1: "negative"}        # model output i = names[i]; SST-2's label 1 is positive

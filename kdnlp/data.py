@@ -50,7 +50,7 @@ class Splits:
         h = hashlib.sha256()
         for ex in getattr(self, split):
             fields = dataclasses.astuple(ex)
-            if ex.id is None:  # ids are optional; without one the hash is what it was before ids existed
+            if getattr(ex, "id", None) is None:  # ids are optional; without one the hash is as before ids existed
                 fields = fields[:-1]
             h.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
         return h.hexdigest()

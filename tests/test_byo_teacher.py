@@ -239,3 +239,34 @@ def test_small_things(write_config, tmp_path):
     assert config_from_dict({"student": {"type": "bert"}}).student.num_layers == 6
     from kdnlp.students.truncated_bert import student_layers
     assert student_layers(config_from_dict({"student": {"type": "fastbert"}}).student, 12, default_k=None) == list(range(12))
+
+
+def test_fine_tuned_ner_tagger_with_its_own_tag_order(write_config, tmp_path, capsys):
+    """A token classifier whose tags are in another order (and named only in config.id2label) gives the same entity
+    F1 as the kdnlp-trained tagger it was made from."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from test_ner import _ner_file
+    _ner_file(tmp_path / "train.txt", 120, 1)
+    _ner_file(tmp_path / "test.txt", 30, 2)
+    data = {"train": str(tmp_path / "train.txt"), "test": str(tmp_path / "test.txt"), "max_length": 16, "format": "conll"}
+    cfg = write_config({"task": "ner", "data": data, "teacher": {"epochs": 3, "lr": 3e-3}})
+    assert main(["train-teacher", "--config", str(cfg)]) == 0
+    trained = tmp_path / "out" / "teacher"
+    tags = (trained / "labels.txt").read_text().split()
+    order = [3, 0, 4, 2, 1]  # the foreign checkpoint's output i = tags[order[i]]
+    model = AutoModelForTokenClassification.from_pretrained(trained)
+    with torch.no_grad():
+        model.classifier.weight.copy_(model.classifier.weight[order])
+        model.classifier.bias.copy_(model.classifier.bias[order])
+    model.config.id2label = {i: tags[j] for i, j in enumerate(order)}
+    model.config.label2id = {tags[j]: i for i, j in enumerate(order)}
+    foreign = tmp_path / "foreign"
+    model.save_pretrained(foreign)
+    AutoTokenizer.from_pretrained(trained).save_pretrained(foreign)
+    cfg2 = write_config({"task": "ner", "data": data, "teacher": {"fine_tuned": str(foreign)},
+                         "output_dir": str(tmp_path / "out2")}, name="ft.yaml")
+    assert main(["train-teacher", "--config", str(cfg2)]) == 0
+    a = json.loads((trained / "report.json").read_text())
+    b = json.loads((tmp_path / "out2" / "teacher" / "report.json").read_text())
+    assert a["f1"] > 0.3 and b["f1"] == pytest.approx(a["f1"]) and b["per_type"] == a["per_type"]
