@@ -19,6 +19,10 @@ import yaml
 
 from .errors import UserError
 
+# The student types kdnlp.students.STUDENTS builds (tests/test_students.py checks the two agree). A plain tuple:
+# validating a config must not import the students (and torch), which import data.py, which imports this module.
+STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus")
+
 
 @dataclass
 class DataConfig:
@@ -57,7 +61,7 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    type: str = "bilstm"              # a key of kdnlp.students.STUDENTS
+    type: str = "bilstm"              # bilstm|bert|fastbert|theseus (STUDENT_TYPES; built by kdnlp.students)
     name: str = "student"             # output sub-folder: <output_dir>/<name> (e.g. student_alone for a baseline)
     # bilstm
     embedding_dim: int = 300
@@ -267,8 +271,8 @@ def validate(cfg: Config) -> None:
     need(cfg.data.max_length >= 8, "data.max_length: must be >= 8")
     need(0 < cfg.data.dev_ratio < 1, "data.dev_ratio: must be between 0 and 1")
     need(cfg.data.max_train_examples is None or cfg.data.max_train_examples > 0, "data.max_train_examples: must be > 0")
-    from .students import STUDENTS  # local import: students import torch
-    need(cfg.student.type in STUDENTS, f"student.type: '{cfg.student.type}' is unknown{_closest(cfg.student.type, list(STUDENTS))}")
+    need(cfg.student.type in STUDENT_TYPES,
+         f"student.type: '{cfg.student.type}' is unknown{_closest(cfg.student.type, list(STUDENT_TYPES))}")
     need(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.student.name) is not None
          and cfg.student.name not in ("teacher", "logits", "augment")
          and not cfg.student.name.endswith(".resume"),  # <name>.resume holds a run's resume state

@@ -13,13 +13,15 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 
-from .config import DataConfig
 from .errors import UserError
+
+if TYPE_CHECKING:  # a type only: importing config here would close an import circle
+    from .config import DataConfig
 
 TEXT_FIELDS = ("text", "sentence", "content")
 UNLABELLED = -100  # label id of a train row without a gold label (== ner.IGNORE, PyTorch's ignore_index)

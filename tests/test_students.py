@@ -83,3 +83,11 @@ def test_frozen_teacher_embeddings_stay_fixed(write_config, tmp_path):
                  "--set", "student.name=unfrozen"]) == 0
     unfrozen = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "unfrozen")
     assert not torch.equal(unfrozen.embed.weight, teacher.get_input_embeddings().weight)
+
+
+def test_registry_matches_the_config_student_types():
+    """config.validate checks student.type against STUDENT_TYPES (no students import there); it must name the
+    registry's keys exactly, or a valid student would be refused / an unknown one pass validation."""
+    from kdnlp.config import STUDENT_TYPES
+    from kdnlp.students import STUDENTS
+    assert tuple(STUDENTS) == STUDENT_TYPES
