@@ -28,7 +28,7 @@ from .fileio import atomic_dir, check_manifest, recover_dir, remove_dir
 STATE_FILE = "state.pt"
 META_FILE = "resume.json"
 # Keys that may change between an interrupted run and its --resume: where it runs, not what it computes.
-NOT_FINGERPRINTED = {"train.device", "train.threads"}
+NOT_FINGERPRINTED = {"train.device", "train.threads", "train.report_to"}
 
 
 def _flat(prefix: str, obj) -> dict:

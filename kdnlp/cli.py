@@ -5,7 +5,6 @@ User errors print one line `kdnlp: error: ...` and exit 2 (the traceback only wi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -26,6 +25,8 @@ COMMANDS = {
     "pretrain": "masked-LM pretraining of the teacher on --corpus FILE... -> <output_dir>/pretrained",
     "label": "write a teacher.outputs file: any fine-tuned --teacher's logits for --input texts (no config needed)",
     "fastbert-speeds": "FastBERT student: accuracy, examples/s and mean layers on test (or --split dev) for each --speeds value",
+    "config": "print the resolved config (every default filled in) as YAML; runs write it to <output_dir>/config.resolved.yaml",
+    "plot": "train-loss and dev-metric curves of every model in <output_dir> (train_log.json) -> <output_dir>/curves.png",
 }
 
 
@@ -110,8 +111,7 @@ def _overrides(args) -> list[str]:
 
 
 def _predict(trainer, args) -> None:
-    import numpy as np
-    from .modeldir import load_model_dir
+    from .api import format_prediction, predict_with  # kdnlp.predict() runs the same code
     texts = list(args.texts)
     if args.input:
         path = Path(args.input)
@@ -120,30 +120,8 @@ def _predict(trainer, args) -> None:
         texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not texts:
         raise UserError("predict: give texts as arguments or --input FILE (one text per line)")
-    model, tokenizer, labels = load_model_dir(trainer.out / args.model, trainer.cfg.task)
-    model.to(trainer.device)
-    examples = trainer.task.unlabelled(texts)
-    data = trainer.task.encode(examples, tokenizer, trainer.cfg.data.max_length)
-    logits = trainer.predict_logits(model, data, 64)
-    if trainer.cfg.task == "ner":
-        from .ner import entities
-        for text, ex, tags in zip(texts, examples, data.word_predictions(logits)):
-            found = entities(ex.tokens, [labels[t] for t in tags])
-            if args.json:
-                print(json.dumps({"text": text, "entities": found}, ensure_ascii=False))
-            else:
-                spans = "  ".join(f"{e['text']}/{e['type']}[{e['start']}:{e['end']}]" for e in found)
-                print(f"{text}\t{spans or '(no entities)'}")
-        return
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    for text, p in zip(texts, probs):
-        k = int(p.argmax())
-        if args.json:
-            print(json.dumps({"text": text, "label": labels[k], "probability": round(float(p[k]), 4),
-                              "probabilities": {lab: round(float(x), 4) for lab, x in zip(labels, p)}}, ensure_ascii=False))
-        else:
-            print(f"{labels[k]}\t{p[k]:.4f}\t{text}")
+    for result in predict_with(trainer, trainer.out / args.model, texts):
+        print(format_prediction(result, args.json))
 
 
 def _speeds(text: str) -> list[float]:
@@ -170,9 +148,16 @@ def main(argv: list[str] | None = None) -> int:
             label(args.input, args.teacher, args.output, args.max_length, args.batch_size, args.device or "auto",
                   args.text_field)
             return 0
-        from .config import load_config
-        from .trainer import Trainer
+        from .config import dump_config, load_config
         cfg = load_config(args.config, _overrides(args))
+        if args.command == "config":  # before the Trainer: nothing is loaded, built or written
+            print(dump_config(cfg), end="")
+            return 0
+        if args.command == "plot":
+            from .plot import plot_curves
+            print(f"curves: {plot_curves(cfg.out)}")
+            return 0
+        from .trainer import Trainer
         trainer = Trainer(cfg, resume=getattr(args, "resume", False))
         from .distributed import quiet_other_ranks
         quiet_other_ranks(trainer.accelerator)  # under accelerate launch / torchrun: one copy of the output

@@ -148,6 +148,8 @@ class TrainConfig:
     mixed_precision: Union[str, bool] = "auto"  # auto|no|fp16|bf16 (Accelerate); auto = bf16 on CUDA GPUs that
                                       # support it. bool: YAML reads a bare `no` as false, which means "no"
     grad_accum: int = 1               # batches per optimizer step (per process); effective batch = batch_size x this x processes
+    report_to: str = "none"           # none|tensorboard: train loss and dev metric through Accelerate's trackers,
+                                      # into <output_dir>/tensorboard/<model> (needs `pip install tensorboard`)
 
 
 @dataclass
@@ -309,6 +311,7 @@ def validate(cfg: Config) -> None:
     need(cfg.train.eval_every is None or cfg.train.eval_every >= 1, "train.eval_every: must be >= 1")
     need(cfg.train.mixed_precision in ("auto", "no", "fp16", "bf16"), "train.mixed_precision: use auto|no|fp16|bf16")
     need(cfg.train.grad_accum >= 1, "train.grad_accum: must be >= 1")
+    need(cfg.train.report_to in ("none", "tensorboard"), "train.report_to: use none or tensorboard")
     dev = cfg.train.device
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), "train.device: use auto|cpu|cuda|cuda:N")
     t = cfg.teacher
@@ -368,6 +371,19 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     for ov in overrides or []:
         apply_override(raw, ov)
     return config_from_dict(raw, source=str(p))
+
+
+def resolved_dict(cfg: Config) -> dict:
+    """Every user key with the value in effect (defaults filled in, --set applied): load_config of its YAML dump
+    gives back the same Config, so a run can be repeated from <output_dir>/config.resolved.yaml alone."""
+    values = dataclasses.asdict(cfg)
+    return {key: values[key] for key in _TOP_KEYS}
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML: what `kdnlp config` prints and config.resolved.yaml holds."""
+    return (f"# kdnlp: {cfg.source} resolved (every default filled in); rerun with --config <this file>\n"
+            + yaml.safe_dump(resolved_dict(cfg), sort_keys=False, allow_unicode=True, default_flow_style=False))
 
 
 def apply_override(raw: dict, ov: str) -> None:

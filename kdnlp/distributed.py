@@ -36,14 +36,15 @@ def resolve_mixed_precision(spec: str, device: torch.device) -> str:
     return spec
 
 
-def make_accelerator(mixed_precision: str, device: torch.device) -> tuple[Accelerator, torch.device]:
+def make_accelerator(mixed_precision: str, device: torch.device, **tracking) -> tuple[Accelerator, torch.device]:
     """The Accelerator and this process's device.
 
     One process: `device` is the configured one (train.device, e.g. cuda:1), exactly as without Accelerate.
     Several processes: Accelerate's device, cuda:<local rank>, or the CPU (gloo) for train.device: cpu or
     `accelerate launch --cpu`. We place models ourselves (device_placement=False) so both cases share one path."""
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(mixed_precision, device),
-                              cpu=launched() and device.type == "cpu", device_placement=False)
+                              cpu=launched() and device.type == "cpu", device_placement=False,
+                              **tracking)  # train.report_to: log_with + project_dir (kdnlp/tracking.py)
     if accelerator.num_processes > 1:
         device = accelerator.device
     return accelerator, device

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .augment import TransferSetStore, load_or_build_transfer_set
 from .cache import LogitCache, average_logits
 from .checkpoint import ResumePoint, run_fingerprint
-from .config import Config
+from .config import Config, dump_config
 from .data import EncodedSplit, Example, Splits
 from .distributed import gather_rows, make_accelerator, shard_batches
 from .errors import UserError
@@ -39,6 +39,7 @@ from .tasks import TASKS
 from .teacher import (build_random_teacher, load_fine_tuned, load_pretrained_teacher, load_tokenizer,
                       resolve_pretrained, source_fingerprint)
 from .teacher_outputs import align, check_loss, read_outputs
+from .tracking import start_run, tracker_kwargs
 from .vocab import build_vocab_file
 
 
@@ -65,7 +66,8 @@ class Trainer:
         self.out = cfg.out
         # Accelerate: mixed precision (train.mixed_precision) and, under accelerate launch / torchrun, one process
         # per device training data-parallel (kdnlp/distributed.py). One process runs exactly as without it.
-        self.accelerator, self.device = make_accelerator(cfg.train.mixed_precision, pick_device(cfg.train.device))
+        self.accelerator, self.device = make_accelerator(cfg.train.mixed_precision, pick_device(cfg.train.device),
+                                                         **tracker_kwargs(cfg.train.report_to, cfg.out))
         self.is_main = self.accelerator.is_main_process  # only it writes checkpoints, caches and reports
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -164,6 +166,7 @@ class Trainer:
             print(f"resume: {name} already finished ({save_dir / 'train_log.json'}); not training it again")
             return done
         first_epoch = resume.begin(self.resume, raw_model, optimizer, scheduler, rng, state, extra, writer=self.is_main)
+        start_run(accelerator, name)  # train.report_to: this model's tracker run (a no-op for none)
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
@@ -178,6 +181,7 @@ class Trainer:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
             print(f"{name} epoch {epoch} step {state['step']}: dev {task.metric} {acc:.4f}{note}")
+            accelerator.log({f"dev/{task.metric.replace(' ', '_')}": acc}, step=state["step"])
             model.train()
             return state["bad_evals"] >= cfg.train.patience
 
@@ -245,6 +249,7 @@ class Trainer:
                                      "epoch_seconds": round(epoch_seconds, 2)})
             print(f"{name} epoch {epoch}: train loss {loss_sum / max(seen, 1):.4f}, {epoch_seconds:.1f}s "
                   f"({seen / epoch_seconds:.0f} examples/s)")
+            accelerator.log({"train_loss": loss_sum / max(seen, 1)}, step=state["step"])
             if stop or evaluate_dev(epoch):
                 break
             if self.is_main:  # after every completed epoch: what --resume continues from
@@ -335,10 +340,17 @@ class Trainer:
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters)")
         return model, tokenizer
 
+    def write_resolved_config(self) -> None:
+        """<output_dir>/config.resolved.yaml: this run's config with every default filled in; rerunning from that
+        file alone (kdnlp distill --config <it>) repeats the run."""
+        if self.is_main:
+            write_text(self.out / "config.resolved.yaml", dump_config(self.cfg))
+
     def train_teacher(self) -> dict | None:
         """Fine-tune the teacher; a given teacher is not trained: teacher.fine_tuned is imported and evaluated,
         teacher.outputs is scored on test where it covers the test texts (else None: no teacher report)."""
         cfg = self.cfg
+        self.write_resolved_config()
         if cfg.teacher.fine_tuned is not None:
             self.import_fine_tuned()
             return self.evaluate("teacher")
@@ -469,6 +481,7 @@ class Trainer:
 
     def train_student(self) -> dict:
         cfg = self.cfg
+        self.write_resolved_config()
         loss_fn = DistillLoss(cfg.distill)
         teacher_logits, train_examples = None, None
         if loss_fn.needs_teacher:
@@ -543,4 +556,7 @@ class Trainer:
             write_text(self.out / "comparison.md", table + "\n")
         test = self.cfg.data.test or f"the test split of {self.cfg.data.train}"
         print(f"\nTeacher vs student on test ({test}):\n{table}\n")
+        if self.is_main:
+            from .plot import plot_after_run
+            plot_after_run(self.out)  # curves.png, when matplotlib is installed
         return table
