@@ -2,7 +2,7 @@
 
 Reads every <output_dir>/<model>/train_log.json that Trainer.fit wrote (teacher, students, FastBERT/Theseus
 stages, pretraining) and draws two panels against epochs: the mean train loss of each epoch, and the dev metric
-of each evaluation. Evaluations inside an epoch (train.eval_every) are spread evenly across it. Needs matplotlib
+of each evaluation, placed by its optimizer step (train.eval_every evaluations fall inside epochs). Needs matplotlib
 (`pip install 'kdnlp[bench]'`).
 """
 from __future__ import annotations
@@ -28,15 +28,22 @@ def find_logs(out: Path) -> dict[str, dict]:
 
 
 def curve_points(history: list[dict]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """(epoch, train loss) per epoch and (epoch position, dev score) per evaluation, from a train_log history."""
+    """(epoch, train loss) per epoch and (epoch position, dev score) per evaluation, from a train_log history.
+
+    An evaluation sits at step / (optimizer steps per epoch), read off the first completed epoch (its train_loss
+    entry is followed by the epoch-end evaluation); before any epoch completed, an epoch's evaluations are
+    spread evenly across it."""
     train = [(h["epoch"], h["train_loss"]) for h in history if "train_loss" in h]
-    dev_by_epoch: dict[int, list[float]] = {}
-    for h in history:
-        if "dev" in h:
-            dev_by_epoch.setdefault(h["epoch"], []).append(h["dev"])
-    dev = [(epoch - 1 + (i + 1) / len(scores), score)
-           for epoch, scores in sorted(dev_by_epoch.items()) for i, score in enumerate(scores)]
-    return train, dev
+    evals = [h for h in history if "dev" in h]
+    per_epoch = next((nxt["step"] / h["epoch"] for h, nxt in zip(history, history[1:])
+                      if "train_loss" in h and "dev" in nxt and nxt["step"] > 0), None)
+    if per_epoch:
+        return train, [(h["step"] / per_epoch, h["dev"]) for h in evals]
+    by_epoch: dict[int, list[float]] = {}
+    for h in evals:
+        by_epoch.setdefault(h["epoch"], []).append(h["dev"])
+    return train, [(epoch - 1 + (i + 1) / len(scores), score)
+                   for epoch, scores in sorted(by_epoch.items()) for i, score in enumerate(scores)]
 
 
 def plot_curves(out: str | Path, path: str | Path | None = None) -> Path:

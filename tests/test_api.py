@@ -95,16 +95,19 @@ def test_curves_png_after_distill_and_from_kdnlp_plot(distilled, capsys):
     assert list(logs) == ["teacher", "student"]
     train, dev = curve_points(logs["teacher"]["history"])
     assert [e for e, _ in train] == [1, 2]
-    # eval_every=4 with 9 batches per epoch: evaluations at steps 4 and 8, then at the epoch's end (step 9)
-    assert [round(x, 3) for x, _ in dev][:3] == [0.333, 0.667, 1.0]
+    # eval_every=4 with 9 steps per epoch: evaluations at steps 4 and 8, then at the epoch's end (step 9)
+    assert [round(x, 3) for x, _ in dev][:3] == [0.444, 0.889, 1.0]
     assert max(s for _, s in dev) == logs["teacher"]["best_dev"]
 
 
-def test_curve_points_spread_evaluations_within_an_epoch():
-    history = [{"epoch": 1, "step": 5, "dev": 0.5}, {"epoch": 1, "train_loss": 0.9}, {"epoch": 1, "step": 10, "dev": 0.6},
-               {"epoch": 2, "train_loss": 0.7}, {"epoch": 2, "step": 20, "dev": 0.7}]
+def test_curve_points_place_evaluations_by_step():
     from kdnlp.plot import curve_points
-    assert curve_points(history) == ([(1, 0.9), (2, 0.7)], [(0.5, 0.5), (1.0, 0.6), (2.0, 0.7)])
+    history = [{"epoch": 1, "step": 5, "dev": 0.5}, {"epoch": 1, "train_loss": 0.9}, {"epoch": 1, "step": 10, "dev": 0.6},
+               {"epoch": 2, "step": 15, "dev": 0.7}, {"epoch": 2, "train_loss": 0.7}]  # stopped early in epoch 2
+    assert curve_points(history) == ([(1, 0.9), (2, 0.7)], [(0.5, 0.5), (1.0, 0.6), (1.5, 0.7)])
+    # no epoch completed yet: an epoch's evaluations are spread across it
+    assert curve_points([{"epoch": 1, "step": 3, "dev": 0.4}, {"epoch": 1, "step": 6, "dev": 0.5}]) == \
+        ([], [(0.5, 0.4), (1.0, 0.5)])
 
 
 def test_plot_refuses_clearly(tmp_path, write_config, monkeypatch, capsys):

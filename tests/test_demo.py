@@ -1,4 +1,5 @@
 """The demo config, shrunk: builtin data, a from-scratch teacher with a built vocabulary, a BiLSTM student."""
+import importlib.util
 import json
 
 import pytest
@@ -22,6 +23,11 @@ def test_shrunk_demo_end_to_end(tmp_path, capsys):
     for name in ("teacher", "student"):
         report = json.loads((out / name / "report.json").read_text())
         assert report["n_examples"] > 3000 and report["labels"] == ["neg", "pos"]
+    # What a run leaves next to its models: the curves (matplotlib is installed with the bench extra) and the
+    # resolved config it can be repeated from.
+    if importlib.util.find_spec("matplotlib"):
+        assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "max_train_examples: 300" in (out / "config.resolved.yaml").read_text(encoding="utf-8")
     # The saved teacher reloads with its built vocabulary and predicts through the CLI.
     assert main(["predict", *argv, "--model", "teacher", "质量很好，非常满意"]) == 0
     assert capsys.readouterr().out.split("\t")[0] in ("neg", "pos")
