@@ -342,7 +342,8 @@ class Trainer:
 
     def write_resolved_config(self) -> None:
         """<output_dir>/config.resolved.yaml: this run's config with every default filled in; rerunning from that
-        file alone (kdnlp distill --config <it>) repeats the run."""
+        file alone (kdnlp distill --config <it>) repeats the run. Written after preflight() (the CLI and run()
+        call it first), so a run refused for bad input writes nothing."""
         if self.is_main:
             write_text(self.out / "config.resolved.yaml", dump_config(self.cfg))
 
