@@ -20,7 +20,7 @@ import torch
 
 from .errors import UserError
 
-if TYPE_CHECKING:  # a type only: importing config here would close an import circle
+if TYPE_CHECKING:  # a type only: data.py does not import config.py at run time (tests/test_imports.py: no circle)
     from .config import DataConfig
 
 TEXT_FIELDS = ("text", "sentence", "content")
