@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import _records_json  # JSON lines with their line numbers, one clear error per bad line
 from .errors import UserError
 
 PROB_TOLERANCE = 1e-3  # |sum(probs) - 1| allowed (rounded API outputs)
@@ -92,7 +93,6 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
         return _read_npy(p, labels, outputs_type, ids_path)
     keys, rows, where, kinds, key_kinds = [], [], [], set(), set()
     order = labels
-    from .data import _records_json  # JSON lines with their line numbers, one clear error per bad line
     for line_at, rec in _records_json(p, p.read_text(encoding="utf-8"), "jsonl"):
         at = f"{path} {line_at}"
         if not isinstance(rec, dict):
