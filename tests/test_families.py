@@ -97,9 +97,10 @@ def test_family_pipeline(family, family_dir, tiny_data, tmp_path):
 
     pytest.importorskip("onnxruntime")
     for model in ("teacher", "bert2", "student"):
-        assert main(["export", "--config", str(cfg), "--model", model, "--format", "onnx"]) == 0
-        rec = json.loads((root / model / "export" / "export.json").read_text())["model.onnx"]
-        assert rec["n_test"] == 40 and rec["prediction_agreement"] == 1.0 and rec["max_abs_logit_diff"] < 1e-4
+        for fmt, file in (("onnx", "model.onnx"), ("torchscript", "model.pt")):
+            assert main(["export", "--config", str(cfg), "--model", model, "--format", fmt]) == 0
+            rec = json.loads((root / model / "export" / "export.json").read_text())[file]
+            assert rec["n_test"] == 40 and rec["prediction_agreement"] == 1.0 and rec["max_abs_logit_diff"] < 1e-4
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -132,3 +133,64 @@ def test_family_ner(family, family_dir, tmp_path):
     assert main(["export", "--config", str(cfg), "--model", "student", "--format", "onnx"]) == 0
     rec = json.loads((tmp_path / "out" / "student" / "export" / "export.json").read_text())["model.onnx"]
     assert rec["prediction_agreement"] == 1.0 and rec["max_abs_logit_diff"] < 1e-4
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_truncation_copies_the_chosen_layers(family, family_dir):
+    from kdnlp.students.truncated_bert import check_truncatable, find_layers, select_layers, truncate
+    teacher = AutoModelForSequenceClassification.from_pretrained(family_dir(family)).eval()
+    check_truncatable(teacher.config)  # no error: the family keeps its layers in one list
+    layers_name = find_layers(teacher)
+    ids = torch.tensor([[2, 7, 9, 11, 3, 0], [2, 8, 12, 3, 0, 0]]) + 3  # clear of the pad id in every family
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
+    # all layers in order: the same model, the same logits
+    same = truncate(teacher, [0, 1, 2, 3]).eval()
+    assert torch.allclose(same(input_ids=ids, attention_mask=mask).logits,
+                          teacher(input_ids=ids, attention_mask=mask).logits, atol=1e-6)
+    for selection in ("first", "alternate", [3, 1]):
+        chosen = select_layers(4, 2, selection)
+        student = truncate(teacher, chosen)
+        assert type(student) is type(teacher) and student.config.num_hidden_layers == 2
+        for i, j in enumerate(chosen):
+            for (n1, p1), (n2, p2) in zip(student.get_submodule(layers_name)[i].named_parameters(),
+                                          teacher.get_submodule(layers_name)[j].named_parameters()):
+                assert n1 == n2 and torch.equal(p1, p2)
+        assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_intermediate_presets_on_every_family(family, family_dir):
+    """A student equal to its teacher has zero loss on every preset; a 2-layer student has a positive one."""
+    from kdnlp.intermediate import PRESETS, IntermediateDistiller
+    from kdnlp.students.truncated_bert import truncate
+
+    class NoLogitLoss:
+        needs_teacher = False
+
+        def __call__(self, logits, labels, teacher_logits):
+            return torch.zeros(()), {}
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(family_dir(family)).eval()
+    ids = torch.tensor([[2, 7, 9, 11, 3, 0], [2, 8, 12, 3, 0, 0]]) + 3
+    inputs = {"input_ids": ids, "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])}
+    for preset in PRESETS:
+        for layers, zero in (([0, 1, 2, 3], True), ([0, 2], False)):
+            student = truncate(teacher, layers).eval()
+            kd = IntermediateDistiller(NoLogitLoss(), teacher, student, preset)
+            out = student(**inputs, **kd.forward_kwargs)
+            loss, parts = kd.batch_loss(out, inputs, out.logits, None, None)
+            assert len(parts) == {"uniform": len(layers), "tinybert": 1 + 2 * len(layers), "distilbert": 1}[preset]
+            assert (abs(loss.item()) < 1e-7) if zero else (loss.item() > 1e-5), (preset, layers, parts)
+
+
+def test_families_that_cannot_be_truncated_fail_at_load_time():
+    from transformers import AlbertConfig, DistilBertConfig, FunnelConfig
+
+    from kdnlp.errors import UserError
+    from kdnlp.students.truncated_bert import check_truncatable
+    tiny = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, num_hidden_layers=4)
+    with pytest.raises(UserError, match=r"model_type 'albert' .*no list of 4 transformer layers.*student.type: bilstm"):
+        check_truncatable(AlbertConfig(**tiny, embedding_size=16))  # ALBERT shares one layer across the depth
+    with pytest.raises(UserError, match=r"model_type 'funnel'"):
+        check_truncatable(FunnelConfig(block_sizes=[1, 1], d_model=32, n_head=2, d_inner=64))
+    check_truncatable(DistilBertConfig(n_layers=3))

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 from ..errors import UserError
 
-# students that copy layers out of the teacher, and the model types each one can take
-TRUNCATING_STUDENTS = ("bert", "theseus", "fastbert")
-BERT_ONLY = {"theseus": "BERT-of-Theseus swaps blocks of BertModel's encoder.layer",
-             "fastbert": "FastBERT rebuilds the model as a BertModel with exit branches"}
 # config entries holding one value per layer (ModernBERT's layer_types, Longformer's attention_window)
 PER_LAYER_KEYS = ("layer_types", "attention_window")
 
@@ -34,17 +30,12 @@ def find_layers(model) -> str:
     return found[0]
 
 
-def check_truncatable(config, student_type: str = "bert") -> None:
+def check_truncatable(config) -> None:
     """Raise UserError (one line naming the family and what to do) when a teacher with this transformers config
-    cannot give a `student_type` student; do nothing for students that copy no layers (bilstm).
+    cannot be cut into a student of some of its layers (student.type bert, theseus, fastbert).
 
     Needs only the config (e.g. AutoConfig.from_pretrained(teacher dir)): the model is built on the meta device
     (no memory, no weights), so the fail-fast checks can call it before any training."""
-    if student_type not in TRUNCATING_STUDENTS:
-        return
-    if student_type in BERT_ONLY and config.model_type != "bert":
-        raise UserError(f"student.type {student_type}: needs a BERT teacher (model_type bert), got "
-                        f"'{config.model_type}' ({BERT_ONLY[student_type]}); use student.type: bert for this teacher")
     if not isinstance(getattr(config, "num_hidden_layers", None), int):
         raise UserError(f"teacher model_type '{config.model_type}': its config has no num_hidden_layers, so it "
                         f"cannot be truncated; use student.type: bilstm")
