@@ -93,3 +93,35 @@ def save_family(family: str, texts: list[str], directory: Path, task: str = "cla
     tokenizer.save_pretrained(directory)
     assert json.loads((directory / "config.json").read_text())["model_type"] == family
     return directory
+
+
+def save_hub_layout(family: str, texts: list[str], directory: Path) -> Path:
+    """A checkpoint laid out as many hub repos are: the tokenizer only as its original files, no tokenizer.json
+    (RoBERTa: vocab.json + merges.txt; DeBERTa-v3: spm.model), plus tokenizer_config.json naming its class."""
+    import torch
+    import transformers
+    directory.mkdir(parents=True, exist_ok=True)
+    if family == "roberta":
+        from tokenizers import ByteLevelBPETokenizer
+        bpe = ByteLevelBPETokenizer()
+        bpe.train_from_iterator(texts, vocab_size=400, min_frequency=1,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+        bpe.save_model(str(directory))
+        tokenizer_class = "RobertaTokenizer"
+    elif family == "deberta-v2":  # deberta-v3-*'s spm.model: [PAD] [CLS] [SEP] [UNK] are pieces 0..3
+        import sentencepiece as spm
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_prefix=str(directory / "spm"),
+                                       vocab_size=120, model_type="unigram", character_coverage=1.0,
+                                       hard_vocab_limit=False, pad_id=0, pad_piece="[PAD]", bos_id=1,
+                                       bos_piece="[CLS]", eos_id=2, eos_piece="[SEP]", unk_id=3, unk_piece="[UNK]",
+                                       minloglevel=2)
+        (directory / "spm.vocab").unlink()
+        tokenizer_class = "DebertaV2Tokenizer"
+    else:
+        raise ValueError(family)
+    (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": tokenizer_class}))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))  # converted from the original files
+    torch.manual_seed(0)
+    transformers.AutoModelForSequenceClassification.from_config(build_config(family, tokenizer)).save_pretrained(directory)
+    assert not (directory / "tokenizer.json").exists()
+    return directory

@@ -194,3 +194,17 @@ def test_families_that_cannot_be_truncated_fail_at_load_time():
     with pytest.raises(UserError, match=r"model_type 'funnel'"):
         check_truncatable(FunnelConfig(block_sizes=[1, 1], d_model=32, n_head=2, d_inner=64))
     check_truncatable(DistilBertConfig(n_layers=3))
+
+
+@pytest.mark.parametrize("family", ["roberta", "deberta-v2"])
+def test_hub_layout_without_tokenizer_json(family, tiny_data, tmp_path):
+    """RoBERTa repos with only vocab.json + merges.txt, DeBERTa-v3 repos with only spm.model: accepted as teachers,
+    and the saved teacher tokenizes exactly as the original files do."""
+    from family_models import save_hub_layout
+    texts = [t for t, _ in make_texts(400, 0)]
+    source = save_hub_layout(family, texts, tmp_path / "hub")
+    cfg = _config(tmp_path, tiny_data, source)
+    assert main(["train-teacher", "--config", str(cfg)]) == 0
+    original, saved = AutoTokenizer.from_pretrained(source), AutoTokenizer.from_pretrained(tmp_path / "out" / "teacher")
+    assert saved(texts[:20])["input_ids"] == original(texts[:20])["input_ids"]
+    assert len(saved) == len(original) > 100
