@@ -88,12 +88,14 @@ def test_family_pipeline(family, family_dir, tiny_data, tmp_path):
     assert type(bert2) is type(teacher) and bert2.config.num_hidden_layers == 2
     assert bert2.config.kdnlp_teacher_layers == [3, 1]
 
-    # BiLSTM over the teacher's own tokenizer: its vocabulary size and pad id (1 for RoBERTa / XLM-R)
-    assert main(["train-student", "--config", str(cfg)]) == 0
+    # BiLSTM over the teacher's own tokenizer and embeddings: its vocabulary, pad id (1 for RoBERTa / XLM-R) and
+    # embedding width (ELECTRA's 16 is narrower than its hidden size)
+    assert main(["train-student", "--config", str(cfg), "--set", "student.embeddings=teacher"]) == 0
     lstm = AutoModelForSequenceClassification.from_pretrained(root / "student")
     tokenizer = AutoTokenizer.from_pretrained(root / "student")
     assert lstm.config.vocab_size == len(tokenizer) == teacher.config.vocab_size
     assert lstm.config.pad_token_id == tokenizer.pad_token_id == teacher.config.pad_token_id
+    assert lstm.embed.weight.shape == teacher.get_input_embeddings().weight.shape
 
     pytest.importorskip("onnxruntime")
     for model in ("teacher", "bert2", "student"):
@@ -101,6 +103,17 @@ def test_family_pipeline(family, family_dir, tiny_data, tmp_path):
             assert main(["export", "--config", str(cfg), "--model", model, "--format", fmt]) == 0
             rec = json.loads((root / model / "export" / "export.json").read_text())[file]
             assert rec["n_test"] == 40 and rec["prediction_agreement"] == 1.0 and rec["max_abs_logit_diff"] < 1e-4
+
+    # the fine-tuned teacher used as it is (teacher.fine_tuned), with the data's labels in the other order: its head
+    # is reordered, so it predicts the same classes as before
+    (tmp_path / "labels.txt").write_text("pos\nneg\n")
+    reused = _config(tmp_path, tiny_data, root / "teacher", teacher={"pretrained": None, "fine_tuned": str(root / "teacher")},
+                     data={"labels": str(tmp_path / "labels.txt")})
+    assert main(["distill", "--config", str(reused), "--output-dir", str(tmp_path / "reused")]) == 0
+    before = json.loads((root / "teacher" / "report.json").read_text())
+    after = json.loads((tmp_path / "reused" / "teacher" / "report.json").read_text())
+    assert after["labels"] == ["pos", "neg"] and after["accuracy"] == before["accuracy"]
+    assert after["confusion"] == [row[::-1] for row in before["confusion"][::-1]]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
