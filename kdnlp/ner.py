@@ -118,10 +118,10 @@ def load_ner_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) 
 # ---------------------------------------------------------------- alignment and windowing
 
 def word_prefix(tokenizer) -> str:
-    """" " for tokenizers whose pieces mark a word start by the space before it (byte-level BPE: RoBERTa, GPT-2),
-    else "". Each word is tokenized on its own; with the space it gets the pieces it has inside a sentence
-    ("ĠParis", not "Paris"), which is what add_prefix_space=True does for is_split_into_words. WordPiece and
-    SentencePiece (BERT, XLM-R, DeBERTa) give the same pieces either way."""
+    """What to put before each word: a space for tokenizers whose pieces mark a word start by the space before it
+    (byte-level BPE: RoBERTa, GPT-2), else nothing. Each word is tokenized on its own; with the space it gets the
+    pieces it has inside a sentence ("ĠParis", not "Paris"), as add_prefix_space=True does for is_split_into_words.
+    WordPiece and SentencePiece (BERT, XLM-R, DeBERTa) give the same pieces either way."""
     probe = tokenizer(["a", " a"], add_special_tokens=False)["input_ids"]
     return " " if probe[0] != probe[1] else ""
 
