@@ -80,15 +80,14 @@ def build_config(family: str, tokenizer, num_labels: int = 2):
     return getattr(transformers, cls)(**SIZE, **common, **extra)
 
 
-def save_family(family: str, texts: list[str], directory: Path, task: str = "classification") -> Path:
+def save_family(family: str, texts: list[str], directory: Path) -> Path:
     """A tiny random `family` checkpoint with its tokenizer in `directory` (plain save_pretrained, no kdnlp)."""
     import torch
     import transformers
     tokenizer = build_tokenizer(family, texts, directory)
     config = build_config(family, tokenizer)
-    auto = transformers.AutoModelForTokenClassification if task == "ner" else transformers.AutoModelForSequenceClassification
     torch.manual_seed(0)
-    model = auto.from_config(config)
+    model = transformers.AutoModelForSequenceClassification.from_config(config)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     assert json.loads((directory / "config.json").read_text())["model_type"] == family

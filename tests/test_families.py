@@ -54,9 +54,9 @@ def family_dir(tmp_path_factory):
     return get
 
 
-def _config(tmp_path, tiny_data, teacher_dir, **sections):
+def _config(tmp_path, tiny_data, teacher_dir, task="classification", **sections):
     import yaml
-    cfg = {"data": {"train": str(tiny_data["train"]), "test": str(tiny_data["test"]), "max_length": 32},
+    cfg = {"task": task, "data": {"train": str(tiny_data["train"]), "test": str(tiny_data["test"]), "max_length": 32},
            "teacher": {"pretrained": str(teacher_dir), "epochs": 1, "lr": 1e-3, "batch_size": 16},
            "student": {"type": "bilstm", "embedding_dim": 16, "hidden_size": 16, "mlp_size": 16, "epochs": 1,
                        "batch_size": 16},
@@ -135,8 +135,7 @@ def test_family_ner(family, family_dir, tmp_path):
         text = "\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in ner_sentences(n, seed))
         (tmp_path / f"{split}.txt").write_text(text + "\n", encoding="utf-8")
     data = {"train": tmp_path / "train.txt", "test": tmp_path / "test.txt"}
-    cfg = _config(tmp_path, data, family_dir(family), teacher={"epochs": 3, "lr": 3e-3})
-    cfg.write_text(cfg.read_text() + "task: ner\n")
+    cfg = _config(tmp_path, data, family_dir(family), "ner", teacher={"epochs": 3, "lr": 3e-3})
     assert main(["train-teacher", "--config", str(cfg)]) == 0
     report = json.loads((tmp_path / "out" / "teacher" / "report.json").read_text())
     assert set(report["per_type"]) == {"PER", "LOC"} and report["f1"] > 0.3  # it learned the names
