@@ -117,6 +117,15 @@ def load_ner_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) 
 
 # ---------------------------------------------------------------- alignment and windowing
 
+def word_prefix(tokenizer) -> str:
+    """What to put before each word: a space for tokenizers whose pieces mark a word start by the space before it
+    (byte-level BPE: RoBERTa, GPT-2), else nothing. Each word is tokenized on its own; with the space it gets the
+    pieces it has inside a sentence ("ĠParis", not "Paris"), as add_prefix_space=True does for is_split_into_words.
+    WordPiece and SentencePiece (BERT, XLM-R, DeBERTa) give the same pieces either way."""
+    probe = tokenizer(["a", " a"], add_special_tokens=False)["input_ids"]
+    return " " if probe[0] != probe[1] else ""
+
+
 class EncodedTagSplit(EncodedSplit):
     """Rows = word windows of at most max_length subwords; `labels[r]` has -100 off first subwords.
 
@@ -128,7 +137,8 @@ class EncodedTagSplit(EncodedSplit):
         self.ids, labels, self.row_example, self.row_word = [], [], [], []
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         words = sorted({w for ex in examples for w in ex.tokens})
-        word_ids = dict(zip(words, tokenizer(words, add_special_tokens=False)["input_ids"])) if words else {}
+        prefix = word_prefix(tokenizer)
+        word_ids = dict(zip(words, tokenizer([prefix + w for w in words], add_special_tokens=False)["input_ids"])) if words else {}
         for e_idx, ex in enumerate(examples):
             pieces = [word_ids[w] or [tokenizer.unk_token_id] for w in ex.tokens]
             start = 0

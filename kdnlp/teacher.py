@@ -23,6 +23,9 @@ from .errors import UserError
 
 GENERIC_LABEL = re.compile(r"^LABEL_(\d+)$")
 
+# a tokenizer in any of the forms hub checkpoints ship: fast (tokenizer.json), WordPiece (BERT, ELECTRA, DistilBERT),
+# byte-level BPE (RoBERTa: vocab.json + merges.txt), SentencePiece (XLM-R sentencepiece.bpe.model, DeBERTa-v3 spm.model)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spm.model", "tokenizer.model")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 HOW_TO_GET = ("download bert-base-chinese (config.json, vocab.txt, model.safetensors or pytorch_model.bin) from "
               "https://huggingface.co/google-bert/bert-base-chinese into bert_pretrain/ (see bert_pretrain/README.md), "
@@ -46,8 +49,8 @@ def check_model_dir(path: Path) -> None:
     missing = []
     if not (path / "config.json").is_file():
         missing.append("config.json")
-    if not any((path / f).is_file() for f in ("vocab.txt", "tokenizer.json")):
-        missing.append("vocab.txt (or tokenizer.json)")
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        missing.append("a tokenizer (vocab.txt, tokenizer.json, vocab.json + merges.txt or a SentencePiece .model)")
     if not any((path / f).is_file() for f in WEIGHT_FILES):
         missing.append("model.safetensors (or pytorch_model.bin)")
     if missing:
