@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .intermediate import layer_matches
-from .students.truncated_bert import student_layers
+from .students.truncated_bert import check_truncatable, student_layers
 from .teacher import _has_model_type, check_model_dir, fine_tuned_source, match_labels, resolve_pretrained
 
 MODEL_STUDENTS = ("bert", "theseus", "fastbert")  # built from the fine-tuned teacher's own layers
@@ -93,12 +93,7 @@ def check_student(trainer, config) -> None:
     if st.type in ("theseus", "fastbert") and config.model_type != "bert":
         raise UserError(f"student.type {st.type}: the teacher must be a BERT model, got model_type '{config.model_type}' "
                         "(use student.type: bert for other encoder families)")
-    try:
-        from .students.truncated_bert import check_truncatable
-    except ImportError:
-        check_truncatable = None
-    if check_truncatable is not None:
-        check_truncatable(config)
+    check_truncatable(config)  # a family whose layers truncation cannot find: one line now, not a traceback later
     if cfg.distill.intermediate:
         layer_matches(cfg.distill.intermediate, n, len(layers))
 
