@@ -150,6 +150,9 @@ class TrainConfig:
     grad_accum: int = 1               # batches per optimizer step (per process); effective batch = batch_size x this x processes
     report_to: str = "none"           # none|tensorboard: train loss and dev metric through Accelerate's trackers,
                                       # into <output_dir>/tensorboard/<model> (needs `pip install tensorboard`)
+    eval_tokens: Optional[int] = None  # inference (dev, test, logit cache, predict) batches: length-sorted rows packed
+                                      # up to this many (padded) tokens; None = auto: 65536 on CUDA, on the CPU
+                                      # 2 x batch_size x data.max_length (the old 2 x batch_size rows at full length)
 
 
 @dataclass
@@ -312,6 +315,7 @@ def validate(cfg: Config) -> None:
     need(cfg.train.mixed_precision in ("auto", "no", "fp16", "bf16"), "train.mixed_precision: use auto|no|fp16|bf16")
     need(cfg.train.grad_accum >= 1, "train.grad_accum: must be >= 1")
     need(cfg.train.report_to in ("none", "tensorboard"), "train.report_to: use none or tensorboard")
+    need(cfg.train.eval_tokens is None or cfg.train.eval_tokens >= 1, "train.eval_tokens: must be >= 1 (or null: auto)")
     dev = cfg.train.device
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), "train.device: use auto|cpu|cuda|cuda:N")
     t = cfg.teacher

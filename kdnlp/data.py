@@ -11,9 +11,11 @@ import hashlib
 import json
 import random
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -303,21 +305,30 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def collate(self, index: np.ndarray, width: int | None = None) -> dict[str, torch.Tensor]:
-        batch = self.pad_ids(index, width)
+    def collate(self, index: np.ndarray, width: int | None = None,
+                pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+        batch = self.pad_ids(index, width, pad_to_multiple_of)
         batch["labels"] = torch.from_numpy(self.labels[index])
         return batch
 
-    def pad_ids(self, index: np.ndarray, width: int | None = None) -> dict[str, torch.Tensor]:
-        """Dynamic padding: pad to the longest example of this batch only (or to `width`, e.g. max_length)."""
-        width = width or int(self.lengths[index].max())
-        input_ids = torch.full((len(index), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(index), width), dtype=torch.long)
+    def pad_ids(self, index: np.ndarray, width: int | None = None,
+                pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+        """Dynamic padding: pad to the longest example of this batch only (or to `width`, e.g. max_length).
+
+        pad_to_multiple_of: round the dynamic width up (8 on CUDA: tensor-core friendly shapes, fewer distinct
+        shapes); an explicit `width` is kept as given."""
+        if width is None:
+            width = int(self.lengths[index].max())
+            if pad_to_multiple_of:
+                width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+        input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(index), width), dtype=np.int64)
         for row, i in enumerate(index):
             seq = self.ids[i]
-            input_ids[row, :len(seq)] = torch.tensor(seq)
+            input_ids[row, :len(seq)] = seq
             mask[row, :len(seq)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask, "index": torch.from_numpy(np.asarray(index))}
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
+                "index": torch.from_numpy(np.asarray(index))}
 
     def train_batch_indices(self, batch_size: int, rng: random.Random, bucket: int = 50) -> list[list[int]]:
         """Shuffled batches of similar length, as example indices: shuffle, sort within buckets of `bucket` batches,
@@ -333,15 +344,57 @@ class EncodedSplit:
         return batches
 
     def eval_batches(self, batch_size: int, fixed_length: int | None = None,
-                     shard: tuple[int, int] = (0, 1)) -> Iterator[dict]:
+                     shard: tuple[int, int] = (0, 1), max_tokens: int | None = None,
+                     pad_to_multiple_of: int | None = None) -> Iterator[dict]:
         """Inference batches sorted by length (longest first); callers restore order with batch['index'].
 
+        max_tokens: pack rows by a token budget instead of `batch_size` rows (see token_budget_batches).
         fixed_length: the seed's way instead, for speed comparisons: file order, every row padded to this width.
         shard=(rank, world): only rows rank, rank+world, ... of that order (disjoint, similar lengths per rank)."""
         order = np.arange(len(self)) if fixed_length else np.argsort(-self.lengths, kind="stable")
         order = order[shard[0]::shard[1]]
+        if max_tokens and not fixed_length:
+            for index in token_budget_batches(self.lengths[order], max_tokens, pad_to_multiple_of):
+                yield self.collate(order[index], None, pad_to_multiple_of)
+            return
         for s in range(0, len(order), batch_size):
-            yield self.collate(order[s:s + batch_size], fixed_length)
+            yield self.collate(order[s:s + batch_size], fixed_length, pad_to_multiple_of)
 
     def n_batches(self, batch_size: int) -> int:
         return (len(self) + batch_size - 1) // batch_size
+
+
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, pad_to_multiple_of: int | None = None) -> list[np.ndarray]:
+    """Positions 0..n-1 of rows with non-increasing `lengths`, cut into consecutive batches whose padded size
+    (rows x the first, longest row's width) stays within `max_tokens`: short rows go many to a batch, long rows few.
+    A row longer than the budget on its own forms a batch alone."""
+    m = pad_to_multiple_of or 1
+    out, start, n = [], 0, len(lengths)
+    while start < n:
+        width = -(-int(lengths[start]) // m) * m
+        rows = max(1, max_tokens // max(width, 1))
+        out.append(np.arange(start, min(start + rows, n)))
+        start += rows
+    return out
+
+
+def prefetch(make: Callable, items: Iterable, depth: int = 2) -> Iterator:
+    """make(item) for every item, in order, computed up to `depth` items ahead in ONE background thread, so the
+    next batch is collated while the current one trains. One worker calls make() in item order, so anything it
+    draws from numpy's global RNG (masked-LM collate) is drawn in the same order as without it. depth 0: inline."""
+    if depth <= 0:
+        yield from map(make, items)
+        return
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="collate") as pool:
+        pending = deque(pool.submit(make, item) for _, item in zip(range(depth), items))
+        try:
+            while pending:
+                done = pending.popleft()
+                for item in items:  # keep `depth` in flight
+                    pending.append(pool.submit(make, item))
+                    break
+                yield done.result()
+        finally:  # early stop / error: do not leave work queued
+            for f in pending:
+                f.cancel()

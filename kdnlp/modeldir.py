@@ -11,6 +11,8 @@ Writes are atomic (a temp dir renamed into place), so a crash leaves the previou
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 from .errors import UserError
@@ -22,9 +24,10 @@ LABELS_FILE = "labels.txt"
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
 
 
-def save_model_dir(model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
+def save_model_dir(model, tokenizer, labels: list[str], path: Path, state: dict, weights: dict | None = None) -> None:
+    """`weights`: a state dict to write instead of the model's current one (BackgroundSaver's CPU snapshot)."""
     with atomic_dir(path) as tmp:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), state_dict=weights)
         tokenizer.save_pretrained(str(tmp))
         if "Bert" in type(tokenizer).__name__ and not (tmp / "vocab.txt").exists():
             # transformers 5 writes only tokenizer.json; keep the BERT-style vocab.txt next to the weights too
@@ -58,3 +61,63 @@ def load_model_dir(path: Path, task: str = "classification"):
     else:
         tokenizer = load_tokenizer(path)
     return model, tokenizer, labels
+
+
+def cpu_snapshot(model) -> dict:
+    """A CPU copy of the model's state dict that training cannot change; tied weights stay one shared tensor."""
+    copies: dict = {}
+    out = {}
+    for name, t in model.state_dict().items():
+        key = (t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
+        if key not in copies:
+            copies[key] = t.detach().to("cpu", copy=True)
+        out[name] = copies[key]
+    return out
+
+
+class BackgroundSaver:
+    """Best-checkpoint saves that do not stall training: save() copies the weights to the CPU (the only part the
+    training loop waits for) and writes the directory (save_model_dir: atomic, manifest, fsync) in a thread.
+
+    One write at a time: save() and wait() first finish the previous one. wait() must run before anything reads
+    the directory (the end of fit, the resume state that records this best score). A failed write is raised by
+    the next save()/wait(). The thread is not a daemon: Ctrl-C still lets a started write finish."""
+
+    def __init__(self, name: str = "checkpoint"):
+        self.name = name
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.stall_seconds = 0.0  # training time spent in save(): the CPU copies
+        self.write_seconds = 0.0  # background time spent writing
+        self.saves = 0
+
+    def save(self, model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
+        self.wait()
+        t0 = time.perf_counter()
+        weights = cpu_snapshot(model)
+        state = json.loads(json.dumps(state))  # training goes on changing the live dict
+        self.stall_seconds += time.perf_counter() - t0
+        self.saves += 1
+
+        def write():
+            t1 = time.perf_counter()
+            try:
+                save_model_dir(model, tokenizer, labels, path, state, weights)
+            except BaseException as e:  # re-raised in the training thread by wait()
+                self._error = e
+            self.write_seconds += time.perf_counter() - t1
+
+        self._thread = threading.Thread(target=write, name=f"save {path.name}")
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def summary(self) -> str:
+        return (f"{self.name}: {self.saves} checkpoint save(s), training paused {self.stall_seconds:.2f}s for the "
+                f"CPU copies, {self.write_seconds:.2f}s of writing in the background")

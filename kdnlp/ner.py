@@ -160,8 +160,9 @@ class EncodedTagSplit(EncodedSplit):
         self.n_examples = len(examples)
         self.gold = [ex.tags for ex in examples]
 
-    def collate(self, index: np.ndarray, width: int | None = None) -> dict[str, torch.Tensor]:
-        batch = self.pad_ids(index, width)
+    def collate(self, index: np.ndarray, width: int | None = None,
+                pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+        batch = self.pad_ids(index, width, pad_to_multiple_of)
         lab = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)
         for row, i in enumerate(index):
             lab[row, :len(self.labels[i])] = torch.tensor(self.labels[i])

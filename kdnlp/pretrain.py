@@ -132,7 +132,7 @@ class MaskedWindows(EncodedSplit):
         self.settings, self.mask_id, self.vocab_size = settings, tokenizer.mask_token_id, len(tokenizer)
         self._fixed: dict[int, list[dict]] = {}
 
-    def collate(self, index: np.ndarray, width: int | None = None,
+    def collate(self, index: np.ndarray, width: int | None = None, pad_to_multiple_of: int | None = None,
                 rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         # default: a generator seeded from numpy's global state, which fit seeds and --resume restores
         rng = rng or np.random.default_rng(np.random.randint(2**31))
@@ -147,7 +147,7 @@ class MaskedWindows(EncodedSplit):
                 inputs, targets = list(ids), [IGNORE] * len(ids)
                 inputs[pos], targets[pos] = self.mask_id, ids[pos]
                 rows[r] = (inputs, targets)
-        batch = self.pad_ids(index, width)
+        batch = self.pad_ids(index, width, pad_to_multiple_of)
         labels = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)
         for r, (inputs, targets) in enumerate(rows):
             batch["input_ids"][r, :len(inputs)] = torch.tensor(inputs)

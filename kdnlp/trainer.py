@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +24,13 @@ from tqdm.auto import tqdm
 
 from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config, dump_config
-from .data import EncodedSplit, Splits
+from .data import EncodedSplit, Splits, prefetch
 from .distributed import gather_rows, make_accelerator, shard_batches
 from .errors import UserError
 from .fileio import dir_size, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
 from .intermediate import IntermediateDistiller
-from .modeldir import LABELS_FILE, WEIGHT_NAMES, load_model_dir, save_model_dir
+from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir, save_model_dir
 from .ner import IGNORE, TokenLogits
 from .pipeline import PipelineSteps
 from .report import comparison_table
@@ -68,6 +68,8 @@ class Trainer(PipelineSteps):
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._splits: Splits | None = None
+        # fit() collates this many batches ahead in a background thread (0: on the training thread, as before)
+        self.prefetch_batches = 2
 
     # ------------------------------------------------------------ data
 
@@ -93,27 +95,38 @@ class Trainer(PipelineSteps):
     def _autocast(self):
         return self.accelerator.autocast()  # train.mixed_precision; a no-op for "no"
 
+    def eval_tokens(self, batch_size: int) -> int:
+        """The token budget of an inference batch: train.eval_tokens, or auto (see TrainConfig.eval_tokens)."""
+        if self.cfg.train.eval_tokens:
+            return self.cfg.train.eval_tokens
+        return 65536 if self.device.type == "cuda" else batch_size * self.cfg.data.max_length
+
     @torch.no_grad()
     def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
                        device: torch.device | None = None, fixed_padding: bool = False) -> np.ndarray | TokenLogits:
         """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
 
-        Token classifiers give a TokenLogits: per row, the logits of its valid (labelled) positions only.
-        With several processes each predicts a disjoint shard and all get the gathered result; with an explicit
-        `device` (the CPU speed measurement) this process alone predicts everything, in fp32.
+        Batches are packed by a token budget (eval_tokens(batch_size)), not a row count: many short rows or few
+        long ones per batch. Token classifiers give a TokenLogits: per row, the logits of its valid (labelled)
+        positions only. With several processes each predicts a disjoint shard and all get the gathered result;
+        with an explicit `device` (the CPU speed measurement, kdnlp bench) this process alone predicts
+        everything, in fp32, `batch_size` rows at a time.
         fixed_padding: pad every row to data.max_length in file order (the seed's way; for speed comparisons)."""
         local = device is not None
         device = device or self.device
         shard = (0, 1) if local else (self.accelerator.process_index, self.accelerator.num_processes)
+        cuda = device.type == "cuda"
         model.eval()
         pieces = []  # (example indices, their logits) per batch
         bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None if self.is_main else True)
         fixed_length = self.cfg.data.max_length if fixed_padding else None
-        for batch in data.eval_batches(batch_size, fixed_length, shard):
+        batches = data.eval_batches(batch_size, fixed_length, shard, max_tokens=None if local else self.eval_tokens(batch_size),
+                                    pad_to_multiple_of=8 if cuda and not local else None)
+        for batch in batches:
             bar.update(len(batch["index"]) * shard[1])  # examples/s of all processes, not batches/s
             with (self._autocast() if not local else nullcontext()):
-                logits = model(input_ids=batch["input_ids"].to(device),
-                               attention_mask=batch["attention_mask"].to(device)).logits
+                logits = model(input_ids=batch["input_ids"].to(device, non_blocking=cuda),
+                               attention_mask=batch["attention_mask"].to(device, non_blocking=cuda)).logits
             logits = logits.float().cpu().numpy()
             if logits.ndim == 3:  # keep the valid (labelled) positions of each row
                 valid = (batch["labels"] != IGNORE).numpy()
@@ -131,9 +144,12 @@ class Trainer(PipelineSteps):
         row i of `teacher_logits` belongs to train_examples[i]. `task` and `splits` default to this config's;
         `kdnlp pretrain` passes its masked-LM task and corpus splits (kdnlp/pretrain.py)."""
         cfg, splits, task = self.cfg, splits or self.splits, task or self.task
+        t_start = time.perf_counter()
         seed_everything(cfg.train.seed)
         train = task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
         dev = task.encode(splits.dev, tokenizer, cfg.data.max_length)
+        t_encoded = time.perf_counter()
+        cuda = self.device.type == "cuda"
         model.to(self.device)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
         params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
@@ -143,7 +159,9 @@ class Trainer(PipelineSteps):
         if extra is not None:
             extra.to(self.device)
             params.append({"params": list(extra.parameters()), "weight_decay": 0.0})
-        optimizer = torch.optim.AdamW(params, lr=hp.lr)
+        # fused AdamW: one kernel for the whole update instead of several per parameter (CUDA tensors only)
+        fused = cuda and all(p.is_cuda for g in params for p in g["params"])
+        optimizer = torch.optim.AdamW(params, lr=hp.lr, fused=fused or None)
         accelerator, accum = self.accelerator, cfg.train.grad_accum
         world = accelerator.num_processes
         total_steps = hp.epochs * math.ceil(math.ceil(train.n_batches(hp.batch_size) / world) / accum)
@@ -163,6 +181,9 @@ class Trainer(PipelineSteps):
             return done
         first_epoch = resume.begin(self.resume, raw_model, optimizer, scheduler, rng, state, extra, writer=self.is_main)
         start_run(accelerator, name)  # train.report_to: this model's tracker run (a no-op for none)
+        for group in optimizer.param_groups:  # a resume state from another device must not switch `fused`
+            group["fused"] = fused or None
+        saver = BackgroundSaver(name)
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
@@ -171,8 +192,8 @@ class Trainer(PipelineSteps):
             state["history"].append({"epoch": epoch, "step": state["step"], "dev": acc})
             if improved:
                 state.update(best_dev=acc, best_step=state["step"], bad_evals=0)
-                if self.is_main:
-                    save_model_dir(raw_model, tokenizer, splits.labels, save_dir, {k: v for k, v in state.items()})
+                if self.is_main:  # written in the background while training goes on
+                    saver.save(raw_model, tokenizer, splits.labels, save_dir, state)
             else:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
@@ -181,65 +202,83 @@ class Trainer(PipelineSteps):
             model.train()
             return state["bad_evals"] >= cfg.train.patience
 
+        def load_batch(index: list[int]) -> dict:
+            """One batch, collated in the background (prefetch) with its teacher logits; pinned on CUDA so that
+            the copies to the device are asynchronous. On CUDA lengths are padded to a multiple of 8."""
+            batch = train.collate(np.array(index), pad_to_multiple_of=8 if cuda else None)
+            if teacher_logits is not None:  # rows by example index: shuffling-safe (np array or TokenLogits)
+                batch["teacher_logits"] = torch.from_numpy(teacher_logits[batch["index"].numpy()])
+            return {k: v.pin_memory() for k, v in batch.items()} if cuda else batch
+
+        def to_device(t: torch.Tensor) -> torch.Tensor:
+            return t.to(self.device, non_blocking=cuda)
+
+        print(f"{name}: {t_encoded - t_start:.1f}s tokenising {len(train)} train + {len(dev)} dev rows, "
+              f"{time.perf_counter() - t_encoded:.1f}s setting up (model to {self.device}, optimizer, resume state)")
         stop = False
         for epoch in range(first_epoch, hp.epochs + 1):
             model.train()
             t0 = time.perf_counter()
-            seen, loss_sum = 0, 0.0
+            seen = 0
+            # The loss stays on the device: reading it (.item()) waits for the GPU, so it is read only when shown
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             # Every process draws the same seeded batch list and trains on its share; DDP averages the gradients.
             # (Not an accelerate-prepared DataLoader: our batches are length-bucketed lists of example indices,
             # which also index the teacher logits; sharding them ourselves keeps that one code path.)
             batches = shard_batches(train.train_batch_indices(hp.batch_size, rng), accelerator.process_index, world)
-            bar = tqdm(batches, desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None if self.is_main else True)
+            bar = tqdm(total=len(batches), desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None if self.is_main else True)
             # no terminal (a log file, nohup, a cluster job): tqdm is off, so print a line per tenth of the epoch
             log_every = max(1, len(batches) // 10) if bar.disable and self.is_main else 0
-            for i, index in enumerate(bar):
-                batch = train.collate(np.array(index))
-                # Gradient accumulation: an optimizer step every `accum` batches and at the epoch's last one;
-                # the batches before it skip DDP's gradient all-reduce (no_sync), the loss is averaged over them.
-                window = min(accum, len(batches) - i // accum * accum)
-                step_now = (i + 1) % accum == 0 or i + 1 == len(batches)
-                tl = None
-                if teacher_logits is not None:  # rows by example index: shuffling-safe
-                    tl = torch.from_numpy(teacher_logits[batch["index"].numpy()]).to(self.device)  # np or TokenLogits
-                labels = batch["labels"].to(self.device)
-                if hasattr(loss_fn, "start_step"):  # schedules (temperature, weights, Theseus replacement rate)
-                    loss_fn.start_step(state["step"], total_steps)
-                inputs = {"input_ids": batch["input_ids"].to(self.device),
-                          "attention_mask": batch["attention_mask"].to(self.device)}
-                with nullcontext() if step_now else accelerator.no_sync(model):
-                    with self._autocast():
-                        outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
-                    logits = outputs.logits
-                    if logits.dim() == 3:  # token classification: only labelled positions count, in row order
-                        valid = labels != IGNORE
-                        logits, labels = logits[valid], labels[valid]
-                    if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
-                        loss, parts = loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
-                    else:
-                        loss, parts = loss_fn(logits, labels, tl)
-                    accelerator.backward(loss / window)
-                rows = len(batch["index"])  # examples (NER: windows), not tokens
-                seen += rows
-                loss_sum += loss.item() * rows
-                bar.set_postfix(loss=f"{loss.item():.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
-                if log_every and (i + 1) % log_every == 0 and i + 1 < len(batches):
-                    print(f"{name} epoch {epoch}: batch {i + 1}/{len(batches)}, loss {loss_sum / seen:.4f}, "
-                          f"{seen * world / (time.perf_counter() - t0):.0f} examples/s", flush=True)
-                if not step_now:
-                    continue
-                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["step"] += 1
-                if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
-                    if evaluate_dev(epoch):
-                        stop = True
-                        break
+            show_every = max(1, min(50, len(batches) // 20))  # the progress bar's loss: a sync, so not every step
+            with closing(prefetch(load_batch, batches, self.prefetch_batches)) as loaded:
+                for i, batch in enumerate(loaded):
+                    # Gradient accumulation: an optimizer step every `accum` batches and at the epoch's last one;
+                    # the batches before it skip DDP's gradient all-reduce (no_sync), the loss is averaged over them.
+                    window = min(accum, len(batches) - i // accum * accum)
+                    step_now = (i + 1) % accum == 0 or i + 1 == len(batches)
+                    tl = to_device(batch["teacher_logits"]) if teacher_logits is not None else None
+                    labels = to_device(batch["labels"])
+                    if hasattr(loss_fn, "start_step"):  # schedules (temperature, weights, Theseus replacement rate)
+                        loss_fn.start_step(state["step"], total_steps)
+                    inputs = {"input_ids": to_device(batch["input_ids"]), "attention_mask": to_device(batch["attention_mask"])}
+                    with nullcontext() if step_now else accelerator.no_sync(model):
+                        with self._autocast():
+                            outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
+                        logits = outputs.logits
+                        if logits.dim() == 3:  # token classification: only labelled positions count, in row order
+                            valid = labels != IGNORE
+                            logits, labels = logits[valid], labels[valid]
+                        if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
+                            loss, parts = loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
+                        else:
+                            loss, parts = loss_fn(logits, labels, tl)
+                        accelerator.backward(loss / window)
+                    rows = len(batch["index"])  # examples (NER: windows), not tokens
+                    seen += rows
+                    loss_sum += loss.detach().double() * rows
+                    bar.update(1)
+                    if (i + 1) % show_every == 0 and not bar.disable:
+                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
+                    if log_every and (i + 1) % log_every == 0 and i + 1 < len(batches):
+                        print(f"{name} epoch {epoch}: batch {i + 1}/{len(batches)}, loss {loss_sum.item() / seen:.4f}, "
+                              f"{seen * world / (time.perf_counter() - t0):.0f} examples/s", flush=True)
+                    if i == 0 and epoch == first_epoch:
+                        print(f"{name}: time to first step {time.perf_counter() - t_start:.1f}s (from fit's start)")
+                    if not step_now:
+                        continue
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    state["step"] += 1
+                    if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
+                        if evaluate_dev(epoch):
+                            stop = True
+                            break
+            bar.close()
             epoch_seconds = time.perf_counter() - t0
             # all processes' examples: the epoch's loss and speed, as with one process
-            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=self.device)
+            totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
             loss_sum, seen = accelerator.reduce(totals, "sum").tolist()
             state["history"].append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
                                      "epoch_seconds": round(epoch_seconds, 2)})
@@ -249,10 +288,14 @@ class Trainer(PipelineSteps):
             if stop or evaluate_dev(epoch):
                 break
             if self.is_main:  # after every completed epoch: what --resume continues from
+                saver.wait()  # the best checkpoint this state records is on disk first
                 resume.save(raw_model, optimizer, scheduler, rng, state, next_epoch=epoch + 1, extra=extra)
+        t_end = time.perf_counter()
         if self.is_main:
+            saver.wait()
             write_json(save_dir / "train_log.json", state)
             resume.clear()
+            print(f"{saver.summary()}; {time.perf_counter() - t_end:.1f}s finishing after the last evaluation")
         accelerator.wait_for_everyone()  # the others go on to read the saved checkpoint
         accelerator.free_memory()  # drop the Accelerator's references to this model and optimizer
         return state
