@@ -55,6 +55,8 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer(PipelineSteps):
+    prefetch_batches = 2  # fit() collates this many batches ahead in a background thread (0: inline, as before)
+
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
         self.resume = resume  # --resume: continue interrupted training from <output_dir>/<name>.resume
@@ -68,8 +70,6 @@ class Trainer(PipelineSteps):
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._splits: Splits | None = None
-        # fit() collates this many batches ahead in a background thread (0: on the training thread, as before)
-        self.prefetch_batches = 2
 
     # ------------------------------------------------------------ data
 
