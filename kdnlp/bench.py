@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import token_budget_batches
 from .errors import UserError
 from .export import ExportedModel, export_records, exported_files, flat_logits, is_trained, require_onnxruntime
 from .fileio import write_json, write_text
@@ -132,9 +133,10 @@ def cache_pass(trainer, n_examples: int) -> dict:
         t0 = time.perf_counter()
         logits[mode] = trainer.predict_logits(model, data, bs, desc=f"cache pass ({mode})", fixed_padding=fixed)
         result[f"{mode}_examples_per_second"] = round(len(data) / (time.perf_counter() - t0), 1)
-    sorted_lengths = np.sort(data.lengths)[::-1]  # the batches eval_batches makes: longest first
-    result["sorted_dynamic_padded_tokens"] = int(sum(sorted_lengths[i] * len(sorted_lengths[i:i + bs])
-                                                     for i in range(0, len(data), bs)))
+    sorted_lengths = np.sort(data.lengths)[::-1]  # the batches eval_batches makes: longest first, by token budget
+    result["eval_tokens"] = trainer.eval_tokens(bs)
+    result["sorted_dynamic_padded_tokens"] = int(sum(sorted_lengths[b[0]] * len(b)
+                                                     for b in token_budget_batches(sorted_lengths, result["eval_tokens"])))
     result["fixed_padded_tokens"] = len(data) * trainer.cfg.data.max_length
     result["speedup"] = round(result["sorted_dynamic_examples_per_second"] / result["fixed_examples_per_second"], 2)
     result["max_abs_logit_diff"] = float(np.abs(flat_logits(logits["sorted_dynamic"]) - flat_logits(logits["fixed"])).max())  # padding must not change the logits
@@ -241,7 +243,8 @@ def markdown(result: dict) -> str:
                      f"batch {result['settings']['batch_size']}:\n\n{speeds_table(sweep['rows'], sweep['layers'])}\n")
     if "cache_pass" in result:
         c = result["cache_pass"]
-        lines.append(f"Teacher cache pass over {c['examples']} train examples (batch {c['batch_size']}, max_length "
+        budget = f", sorted batches up to {c['eval_tokens']:,} tokens" if c.get("eval_tokens") else ""
+        lines.append(f"Teacher cache pass over {c['examples']} train examples (batch {c['batch_size']}{budget}, max_length "
                      f"{c['max_length']}, mean {c['mean_tokens']} tokens): sorted dynamic padding "
                      f"{c['sorted_dynamic_examples_per_second']:,.0f} examples/s vs fixed padding "
                      f"{c['fixed_examples_per_second']:,.0f} examples/s = {c['speedup']:.2f}x "

@@ -351,14 +351,17 @@ class EncodedSplit:
         max_tokens: pack rows by a token budget instead of `batch_size` rows (see token_budget_batches).
         fixed_length: the seed's way instead, for speed comparisons: file order, every row padded to this width.
         shard=(rank, world): only rows rank, rank+world, ... of that order (disjoint, similar lengths per rank)."""
+        for index in self.eval_batch_indices(batch_size, fixed_length, shard, max_tokens, pad_to_multiple_of):
+            yield self.collate(index, fixed_length, pad_to_multiple_of)
+
+    def eval_batch_indices(self, batch_size: int, fixed_length: int | None = None, shard: tuple[int, int] = (0, 1),
+                           max_tokens: int | None = None, pad_to_multiple_of: int | None = None) -> list[np.ndarray]:
+        """The row indices of eval_batches' batches (to collate elsewhere, e.g. in a background thread)."""
         order = np.arange(len(self)) if fixed_length else np.argsort(-self.lengths, kind="stable")
         order = order[shard[0]::shard[1]]
         if max_tokens and not fixed_length:
-            for index in token_budget_batches(self.lengths[order], max_tokens, pad_to_multiple_of):
-                yield self.collate(order[index], None, pad_to_multiple_of)
-            return
-        for s in range(0, len(order), batch_size):
-            yield self.collate(order[s:s + batch_size], fixed_length, pad_to_multiple_of)
+            return [order[i] for i in token_budget_batches(self.lengths[order], max_tokens, pad_to_multiple_of)]
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
 
     def n_batches(self, batch_size: int) -> int:
         return (len(self) + batch_size - 1) // batch_size

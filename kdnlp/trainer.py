@@ -76,13 +76,14 @@ class Trainer(PipelineSteps):
     @property
     def splits(self) -> Splits:
         if self._splits is None:
+            t0 = time.perf_counter()
             # a given teacher (fine_tuned / outputs) can supply targets for train texts without a gold label
             t = self.cfg.teacher
             given = t.fine_tuned is not None or t.outputs is not None
             self._splits = self.task.load_splits(self.cfg.data, self.cfg.data.seed, allow_unlabelled=given)
             s = self._splits
             print(f"data: {len(s.train)} train / {len(s.dev)} dev ({s.dev_source}) / {len(s.test)} test, "
-                  f"{len(s.labels)} {'tags' if self.cfg.task == 'ner' else 'classes'}")
+                  f"{len(s.labels)} {'tags' if self.cfg.task == 'ner' else 'classes'} ({time.perf_counter() - t0:.1f}s)")
         return self._splits
 
     def _check_labels(self, labels: list[str], where: Path) -> None:
@@ -120,9 +121,15 @@ class Trainer(PipelineSteps):
         pieces = []  # (example indices, their logits) per batch
         bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None if self.is_main else True)
         fixed_length = self.cfg.data.max_length if fixed_padding else None
-        batches = data.eval_batches(batch_size, fixed_length, shard, max_tokens=None if local else self.eval_tokens(batch_size),
-                                    pad_to_multiple_of=8 if cuda and not local else None)
-        for batch in batches:
+        multiple = 8 if cuda and not local else None
+        batches = data.eval_batch_indices(batch_size, fixed_length, shard, None if local else self.eval_tokens(batch_size),
+                                          multiple)
+
+        def load(index: np.ndarray) -> dict:  # collated in the background; pinned on CUDA for async copies
+            batch = data.collate(index, fixed_length, multiple)
+            return {k: v.pin_memory() for k, v in batch.items()} if cuda else batch
+
+        for batch in prefetch(load, batches, 0 if local else self.prefetch_batches):
             bar.update(len(batch["index"]) * shard[1])  # examples/s of all processes, not batches/s
             with (self._autocast() if not local else nullcontext()):
                 logits = model(input_ids=batch["input_ids"].to(device, non_blocking=cuda),
@@ -187,6 +194,7 @@ class Trainer(PipelineSteps):
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
+            t0 = time.perf_counter()
             acc = task.dev_score(self, raw_model, dev, splits.labels, hp.batch_size * 2)
             improved = acc > state["best_dev"]
             state["history"].append({"epoch": epoch, "step": state["step"], "dev": acc})
@@ -197,7 +205,8 @@ class Trainer(PipelineSteps):
             else:
                 state["bad_evals"] += 1
             note = " (best, saved)" if improved else " (best %.4f)" % state["best_dev"]
-            print(f"{name} epoch {epoch} step {state['step']}: dev {task.metric} {acc:.4f}{note}")
+            print(f"{name} epoch {epoch} step {state['step']}: dev {task.metric} {acc:.4f}{note} "
+                  f"[{time.perf_counter() - t0:.1f}s]")
             accelerator.log({f"dev/{task.metric.replace(' ', '_')}": acc}, step=state["step"])
             model.train()
             return state["bad_evals"] >= cfg.train.patience
@@ -305,13 +314,16 @@ class Trainer(PipelineSteps):
     def build_teacher(self):
         """(model, tokenizer) before fine-tuning: teacher.pretrained + a fresh head, or a random BERT (seeded)."""
         cfg, labels = self.cfg, self.splits.labels
+        t0 = time.perf_counter()
         seed_everything(cfg.train.seed)  # the classification head's initialisation
         if cfg.teacher.pretrained is None:
             model, tokenizer = build_random_teacher(cfg.teacher, labels, self._vocab_file(), cfg.task)
-            print(f"teacher: random BERT ({model.config.num_hidden_layers} layers, hidden {model.config.hidden_size})")
+            print(f"teacher: random BERT ({model.config.num_hidden_layers} layers, hidden {model.config.hidden_size}; "
+                  f"{time.perf_counter() - t0:.1f}s)")
         else:
             model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
-            print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters)")
+            print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters; loaded in "
+                  f"{time.perf_counter() - t0:.1f}s)")
         return model, tokenizer
 
     def write_resolved_config(self) -> None:
@@ -388,7 +400,7 @@ class Trainer(PipelineSteps):
         logits = self.predict_logits(model, test, batch_size, desc=f"{name} test")
         seconds = time.perf_counter() - t0
         metrics, text = self.task.report(logits, test, labels)
-        print(f"\n{name} on test ({len(self.splits.test)} examples):\n{text}\n")
+        print(f"\n{name} on test ({len(self.splits.test)} examples, {seconds:.1f}s):\n{text}\n")
         speed = len(self.splits.test) / seconds
         cpu_speed = speed
         if self.device.type != "cpu" and self.is_main:  # the table compares CPU speed: measure it on a slice of test
