@@ -5,9 +5,10 @@
 # see the same machine load; compare only numbers from the same run.
 # Environment: BASE (commit, default 74433d8 = main when the GPU work branched), N (train rows, default 20000 =
 # configs/sst2.yaml), REPEATS (default 1), THREADS (torch threads, default 2), DATA (default ../shared/data, else
-# data/), WORK (default saved_dict/cpu_regression). The teacher is fine-tuned once (1 epoch, this tree) and
+# data/), WORK (default saved_dict/cpu_regression), SETS (extra space-separated section.key=value overrides for
+# both sides, e.g. SETS="data.dev_ratio=0.02" for a quick check). The teacher is fine-tuned once (1 epoch, this tree) and
 # copied to both sides; each side computes its own logit cache from it.
-# Results: $WORK/cpu_regression.json and .md. Small check: N=300 REPEATS=1 benchmarks/cpu_regression.sh
+# Results: $WORK/cpu_regression.json and .md. Small check: N=200 SETS="data.dev_ratio=0.02" benchmarks/cpu_regression.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,6 +23,7 @@ uptime
 export OMP_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 COMMON=(--epochs 1 --set "data.train=$DATA/sst2/train.tsv" --set "data.test=$DATA/sst2/dev.tsv"
         --set "data.max_train_examples=$N" --set "train.threads=$THREADS" --set train.device=cpu)
+for kv in ${SETS:-}; do COMMON+=(--set "$kv"); done
 if [ ! -f "$WORK/teacher_run/teacher/config.json" ]; then
   PYTHONPATH=$ROOT python -m kdnlp train-teacher --config configs/sst2.yaml --output-dir "$WORK/teacher_run" "${COMMON[@]}" > "$WORK/teacher.log" 2>&1
 fi
