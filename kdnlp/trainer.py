@@ -30,7 +30,7 @@ from .errors import UserError
 from .fileio import dir_size, write_json, write_text
 from .losses import DistillLoss, cross_entropy_loss
 from .intermediate import IntermediateDistiller
-from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir, save_model_dir
+from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir
 from .ner import IGNORE, TokenLogits
 from .pipeline import PipelineSteps
 from .report import comparison_table
