@@ -50,7 +50,7 @@ def check_model_dir(path: Path) -> None:
     if not (path / "config.json").is_file():
         missing.append("config.json")
     if not any((path / f).is_file() for f in TOKENIZER_FILES):
-        missing.append("a tokenizer (vocab.txt, tokenizer.json, vocab.json + merges.txt or a SentencePiece .model)")
+        missing.append("vocab.txt (or another tokenizer: tokenizer.json, vocab.json + merges.txt, a SentencePiece .model)")
     if not any((path / f).is_file() for f in WEIGHT_FILES):
         missing.append("model.safetensors (or pytorch_model.bin)")
     if missing:
