@@ -222,6 +222,8 @@ def to_examples(rows, labels: list[str], labels_from: str, allow_unlabelled: boo
                                 "train, with teacher.fine_tuned or teacher.outputs supplying their targets)")
             out.append(Example(text.strip(), UNLABELLED, rid))
             continue
+        if labels_from == "file" and isinstance(raw, str) and raw.strip().isdigit() and raw not in index:
+            raw = int(raw)  # a CSV/TSV label id (SST-2's 0/1) indexes data.labels, as a JSON int does
         if _is_int(raw) and labels_from == "file":
             if not 0 <= raw < len(labels):
                 raise UserError(f"{where}: label id {raw} is out of range for the {len(labels)} classes in data.labels")

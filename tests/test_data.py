@@ -108,3 +108,16 @@ def test_real_tnews5_and_sst2():
     assert len(s.train) + len(s.dev) == 15000 and len(s.test) == 3599
     rows = read_file(SHARED_DATA / "sst2/dev.tsv", _cfg())
     assert len(rows) == 872 and {r[2] for r in rows} == {"0", "1"}
+
+
+def test_tsv_label_ids_index_the_labels_file(tmp_path):
+    """SST-2's 0/1 with data.labels = negative/positive: ids into the file (a label that is a name stays a name)."""
+    (tmp_path / "t.tsv").write_text("sentence\tlabel\nbad film \t0\ngreat film \t1\n", encoding="utf-8")
+    (tmp_path / "names.txt").write_text("negative\npositive\n", encoding="utf-8")
+    s = load_splits(_cfg(train=str(tmp_path / "t.tsv"), test=str(tmp_path / "t.tsv"), dev=str(tmp_path / "t.tsv"),
+                         labels=str(tmp_path / "names.txt")), seed=0)
+    assert [e.label for e in s.test] == [0, 1] and s.labels == ["negative", "positive"]
+    (tmp_path / "names.txt").write_text("1\n0\n", encoding="utf-8")  # digit names: matched by name, not by index
+    s = load_splits(_cfg(train=str(tmp_path / "t.tsv"), test=str(tmp_path / "t.tsv"), dev=str(tmp_path / "t.tsv"),
+                         labels=str(tmp_path / "names.txt")), seed=0)
+    assert [e.label for e in s.test] == [1, 0]
