@@ -10,10 +10,10 @@ python -c "import torch, transformers, platform; print('torch', torch.__version_
 T=saved_dict/sst2_hf_teacher
 [ -f $T/config.json ] || python benchmarks/hf_finetune_sst2.py data/sst2/train.tsv $T 8000
 python benchmarks/hf_accuracy.py $T data/sst2/dev.tsv
-kdnlp distill --config configs/sst2_byo.yaml
-kdnlp label --input data/sst2/train.tsv --teacher $T --output saved_dict/sst2_byo/train_outputs.jsonl --max-length 64
-kdnlp distill --config configs/sst2_outputs.yaml
-kdnlp train-student --config configs/sst2_outputs.yaml --set student.tokenizer= --set student.name=bilstm_words
+kdnlp distill --config configs/sst2_byo.yaml --resume      # --resume: a finished model is not trained again
+[ -f saved_dict/sst2_byo/train_outputs.jsonl ] || kdnlp label --input data/sst2/train.tsv --teacher $T --output saved_dict/sst2_byo/train_outputs.jsonl --max-length 64
+kdnlp distill --config configs/sst2_outputs.yaml --resume
+kdnlp train-student --config configs/sst2_outputs.yaml --resume --set student.tokenizer= --set student.name=bilstm_words
 python - <<'PY'
 import json
 out = "saved_dict/sst2_byo"

@@ -48,6 +48,7 @@ class Splits:
     test: list[Example]
     labels: list[str]
     dev_source: str  # "file" or "carved from train (dev_ratio=...)"
+    unused: list = dataclasses.field(default_factory=list)  # train rows left out by data.max_train_examples
 
     def fingerprint(self, split: str) -> str:
         """Hash of the exact examples of a split (texts + labels in order): identifies a logit cache's rows."""
@@ -281,9 +282,10 @@ def load_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) -> S
         n_dev = max(1, round(len(train) * cfg.dev_ratio))
         dev, train = _stratified_split(train, n_dev, seed)
         source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed})"
+    unused = []
     if cfg.max_train_examples and cfg.max_train_examples < len(train):
-        train, _ = _stratified_split(train, cfg.max_train_examples, seed)
-    return Splits(train + unlabelled, dev, test, labels, source)
+        train, unused = _stratified_split(train, cfg.max_train_examples, seed)
+    return Splits(train + unlabelled, dev, test, labels, source, unused)
 
 
 # ---------------------------------------------------------------- tokenisation and batching

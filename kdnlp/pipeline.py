@@ -178,7 +178,7 @@ class PipelineSteps:
         with teacher.outputs, the supplied outputs of the training examples."""
         if self.cfg.teacher.outputs is not None and split == "train" and examples is None:
             s = self.splits
-            logits = align(self.supplied_outputs(), s.train, s.dev + s.test)
+            logits = align(self.supplied_outputs(), s.train, s.dev + s.test + s.unused)
             print(f"teacher outputs: {len(logits)} training rows from {self.cfg.teacher.outputs} "
                   f"({self.supplied_outputs().kind})")
             return logits

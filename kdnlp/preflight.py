@@ -114,7 +114,7 @@ def check(trainer, command: str) -> None:
         outputs = trainer.supplied_outputs()  # every row validated
         check_loss(outputs, cfg.distill.loss)
         if command in ("distill", "train-student"):
-            align(outputs, splits.train, splits.dev + splits.test)
+            align(outputs, splits.train, splits.dev + splits.test + splits.unused)
     own = trainer.out / "teacher"
     given = cfg.teacher.fine_tuned is not None or cfg.teacher.outputs is not None
     st = cfg.student

@@ -152,8 +152,9 @@ def _finish(path, kind, keys, key_kind, values: np.ndarray, where) -> TeacherOut
 def align(outputs: TeacherOutputs, train: list, others: list) -> np.ndarray:
     """Rows of `outputs` for each training example, in train order.
 
-    Every training example must have an output; every output must belong to an example of the data (train, dev or
-    test: labelling the evaluation texts too is fine, they are simply not trained on). A .npy's ids may be texts or,
+    Every training example must have an output; every output must belong to an example of the data files (train, dev
+    or test, including train rows that data.max_train_examples leaves out: labelling a whole file is fine, the rows
+    not trained on are simply not used). A .npy's ids may be texts or,
     when the data has ids, data ids."""
     key_kind = outputs.key_kind
     if key_kind == "text" and any(e.id is not None for e in train) and outputs.path.endswith(".npy"):

@@ -270,3 +270,14 @@ def test_fine_tuned_ner_tagger_with_its_own_tag_order(write_config, tmp_path, ca
     a = json.loads((trained / "report.json").read_text())
     b = json.loads((tmp_path / "out2" / "teacher" / "report.json").read_text())
     assert a["f1"] > 0.3 and b["f1"] == pytest.approx(a["f1"]) and b["per_type"] == a["per_type"]
+
+
+def test_outputs_for_a_whole_file_with_a_subsample(write_config, tiny_data, tmp_path, capsys):
+    """Outputs for every row of the train file, training on a max_train_examples subsample: the rows left out are
+    data too (not 'not in the data')."""
+    train = [r["text"] for r in json.loads(tiny_data["train"].read_text())]
+    p = tmp_path / "all.jsonl"
+    p.write_text("".join(json.dumps({"text": t, "logits": [0.0, 1.0]}, ensure_ascii=False) + "\n" for t in train))
+    cfg = write_config({"teacher": {"outputs": str(p)}, "data": {"max_train_examples": 50}, "student": {"epochs": 1}})
+    assert main(["train-student", "--config", str(cfg)]) == 0
+    assert "teacher outputs: 50 training rows" in capsys.readouterr().out
