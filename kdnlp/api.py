@@ -16,11 +16,14 @@ import yaml
 from .errors import UserError
 
 
-def predict_with(trainer, model_dir: str | Path, texts: list[str], batch_size: int = 64) -> list[dict]:
-    """Predict `texts` with the model saved in `model_dir`, using `trainer`'s task, max_length and device.
+def predict_with(trainer, model_dir: str | Path, texts: list, batch_size: int = 64) -> list[dict]:
+    """Predict `texts` (or (first, second) sentence pairs) with the model saved in `model_dir`, using `trainer`'s
+    task, max_length and device.
 
     classification: {"text", "label", "probability", "probabilities": {label: p}} per text;
-    ner: {"text", "entities": [{"text", "type", "start", "end"}, ...]} per text (start/end index words)."""
+    multilabel: {"text", "labels": [labels at the model's dev-chosen thresholds], "probabilities": {label: p}};
+    ner: {"text", "entities": [{"text", "type", "start", "end"}, ...]} per text (start/end index words).
+    A pair's result has "text" (first) and "text_b" (second)."""
     import numpy as np
 
     from .modeldir import load_model_dir
@@ -33,12 +36,19 @@ def predict_with(trainer, model_dir: str | Path, texts: list[str], batch_size: i
         from .ner import entities
         return [{"text": text, "entities": entities(ex.tokens, [labels[t] for t in tags])}
                 for text, ex, tags in zip(texts, examples, data.word_predictions(logits))]
+    shown = [{"text": t} if isinstance(t, str) else {"text": t[0], "text_b": t[1]} for t in texts]
+    if trainer.cfg.task == "multilabel":
+        from .multilabel import MultiLabel, sigmoid
+        chosen = MultiLabel.predict(logits, model.config)  # the thresholds chosen on dev, saved in config.json
+        return [{**s, "labels": [lab for lab, on in zip(labels, row) if on],
+                 "probabilities": {label: float(x) for label, x in zip(labels, p)}}
+                for s, p, row in zip(shown, sigmoid(logits), chosen)]
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     results = []
-    for text, p in zip(texts, probs):
+    for s, p in zip(shown, probs):
         k = int(p.argmax())
-        results.append({"text": text, "label": labels[k], "probability": float(p[k]),
+        results.append({**s, "label": labels[k], "probability": float(p[k]),
                         "probabilities": {label: float(x) for label, x in zip(labels, p)}})
     return results
 
@@ -92,8 +102,14 @@ def format_prediction(result: dict, as_json: bool) -> str:
             return json.dumps({"text": result["text"], "entities": found}, ensure_ascii=False)
         spans = "  ".join(f"{e['text']}/{e['type']}[{e['start']}:{e['end']}]" for e in found)
         return f"{result['text']}\t{spans or '(no entities)'}"
+    texts = {k: result[k] for k in ("text", "text_b") if k in result}
+    shown = "\t".join(texts.values())
+    probs = {lab: round(x, 4) for lab, x in result["probabilities"].items()}
+    if "labels" in result:  # multilabel
+        if as_json:
+            return json.dumps({**texts, "labels": result["labels"], "probabilities": probs}, ensure_ascii=False)
+        return f"{','.join(result['labels']) or '(none)'}\t{shown}"
     if as_json:
-        return json.dumps({"text": result["text"], "label": result["label"], "probability": round(result["probability"], 4),
-                           "probabilities": {lab: round(x, 4) for lab, x in result["probabilities"].items()}},
-                          ensure_ascii=False)
-    return f"{result['label']}\t{result['probability']:.4f}\t{result['text']}"
+        return json.dumps({**texts, "label": result["label"], "probability": round(result["probability"], 4),
+                           "probabilities": probs}, ensure_ascii=False)
+    return f"{result['label']}\t{result['probability']:.4f}\t{shown}"

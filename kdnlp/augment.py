@@ -9,6 +9,9 @@ Words come from jieba for Chinese and whitespace for space-separated languages. 
 `Tagger`: jieba.posseg for Chinese; for other languages NLTK when installed with its tagger data, or your own
 `module:function`. Without a tagger, POS replacement is off (one warning) and masking and n-grams still run.
 
+Sentence pairs: each side is perturbed on its own (its own draws of every operation), and a synthetic pair is new
+when the pair is.
+
 The transfer set is stored in `<output_dir>/augment/` (transfer.jsonl, then manifest.json last) with a fingerprint of
 the settings and the originals, so it is built once and reused; `kdnlp augment` builds it or shows its stats.
 """
@@ -156,51 +159,64 @@ class TransferSet:
     """The augmented examples (originals excluded); the transfer set is originals + these."""
     texts: list[str]
     sources: list[int]               # index of the original each one came from
-    ops: list[str]                   # "mask+ngram", ...
+    ops: list[str]                   # "mask+ngram", ... (pairs: "first|second")
     stats: dict = field(default_factory=dict)
+    texts_b: Optional[list[str]] = None  # sentence pairs: the second texts
 
 
-def build_transfer_set(originals: list[str], cfg: AugmentConfig, tagger: Tagger, mask: str) -> TransferSet:
+def _tag_all(tagger: Tagger, texts: list[str]) -> list:
+    tagged = []
+    for s in range(0, len(texts), 2048):
+        tagged.extend(tagger.tag(texts[s:s + 2048]))
+    return tagged
+
+
+def build_transfer_set(originals: list, cfg: AugmentConfig, tagger: Tagger, mask: str) -> TransferSet:
+    """originals: texts, or (first, second) pairs whose sides are perturbed independently."""
     rng = random.Random(cfg.seed)
     t0 = time.perf_counter()
-    tagged = []
-    for s in range(0, len(originals), 2048):
-        tagged.extend(tagger.tag(originals[s:s + 2048]))
+    pairs = bool(originals) and isinstance(originals[0], tuple)
+    sides = [[o[k] for o in originals] for k in (0, 1)] if pairs else [originals]
+    tagged = [_tag_all(tagger, side) for side in sides]
     tag_seconds = time.perf_counter() - t0
-    table = PosTable(tagged) if tagger.has_pos and cfg.p_pos > 0 else None
-    seen = set(originals) | {tagger.joiner.join(w for w, _ in words).strip() for words in tagged}
+    table = PosTable([w for t in tagged for w in t]) if tagger.has_pos and cfg.p_pos > 0 else None
+    join = lambda words: tagger.joiner.join(w for w, _ in words).strip()  # noqa: E731
+    rejoined = [tuple(join(t[i]) for t in tagged) for i in range(len(originals))]  # originals as the tagger split them
+    seen = set(originals) | {r if pairs else r[0] for r in rejoined}
     texts, sources, ops = [], [], []
     generated = 0
-    for i, words in enumerate(tagged):
+    for i in range(len(originals)):
         for _ in range(cfg.n_samples):
-            new, changed = augment_one(words, cfg, mask, table, rng)
+            made = [augment_one(t[i], cfg, mask, table, rng) for t in tagged]  # each side its own draws
             generated += 1
-            text = tagger.joiner.join(new).strip()
-            if not text or text in seen:
+            new = tuple(tagger.joiner.join(words).strip() for words, _ in made)
+            if not all(new) or (new if pairs else new[0]) in seen:
                 continue
-            seen.add(text)
-            texts.append(text)
+            seen.add(new if pairs else new[0])
+            texts.append(new if pairs else new[0])
             sources.append(i)
-            ops.append("+".join(o for o in OPS if o in changed))
+            ops.append("|".join("+".join(o for o in OPS if o in changed) for _, changed in made))
     unique = len(texts)
     if cfg.max_examples is not None and len(originals) + len(texts) > cfg.max_examples:
         keep = sorted(rng.sample(range(len(texts)), max(0, cfg.max_examples - len(originals))))
         texts, sources, ops = [texts[k] for k in keep], [sources[k] for k in keep], [ops[k] for k in keep]
+    texts_b = [t[1] for t in texts] if pairs else None
+    texts = [t[0] for t in texts] if pairs else texts
     seconds = time.perf_counter() - t0
-    per_op = {o: sum(o in x.split("+") for x in ops) for o in OPS}
+    per_op = {o: sum(o in x.replace("|", "+").split("+") for x in ops) for o in OPS}
     stats = {"originals": len(originals), "generated": generated, "unique_new": unique, "kept": len(texts),
              "transfer_set": len(originals) + len(texts),
              "dedup_rate": round(1 - unique / generated, 4) if generated else 0.0,
              "examples_with_op": per_op, "tagger": tagger.name, "pos_replacement": table is not None,
              "tag_seconds": round(tag_seconds, 2), "seconds": round(seconds, 2),
              "generated_per_second": round(generated / seconds, 1) if seconds else None}
-    return TransferSet(texts, sources, ops, stats)
+    return TransferSet(texts, sources, ops, stats, texts_b)
 
 
 def fingerprint(cfg: AugmentConfig, originals: list[str], tagger_spec: str, mask: str) -> dict:
     h = hashlib.sha256()
-    for t in originals:
-        h.update(t.encode("utf-8") + b"\n")
+    for t in originals:  # a pair hashes as "first<TAB>second"
+        h.update((t if isinstance(t, str) else "\t".join(t)).encode("utf-8") + b"\n")
     settings = {k: v for k, v in asdict(cfg).items() if k != "enabled"}
     return {"settings": settings, "tagger": tagger_spec, "mask_token": mask, "originals_sha256": h.hexdigest()}
 
@@ -232,7 +248,7 @@ class TransferSetStore:
             return None
         self.status = "hit"
         return TransferSet([r["text"] for r in rows], [r["source"] for r in rows], [r["ops"] for r in rows],
-                           manifest["stats"])
+                           manifest["stats"], [r["text_b"] for r in rows] if rows and "text_b" in rows[0] else None)
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.data_path.read_bytes()).hexdigest()
@@ -240,17 +256,19 @@ class TransferSetStore:
     def save(self, ts: TransferSet, fp: dict) -> None:
         if self.manifest_path.exists():
             self.manifest_path.unlink()  # invalidate first: a crash between the writes leaves no manifest
-        lines = (json.dumps({"text": t, "source": s, "ops": o}, ensure_ascii=False)
-                 for t, s, o in zip(ts.texts, ts.sources, ts.ops))
+        second = ts.texts_b or [None] * len(ts.texts)
+        lines = (json.dumps({"text": t, **({"text_b": b} if b is not None else {}), "source": s, "ops": o}, ensure_ascii=False)
+                 for t, b, s, o in zip(ts.texts, second, ts.sources, ts.ops))
         write_text(self.data_path, "".join(line + "\n" for line in lines))
         write_json(self.manifest_path, {"fingerprint": fp, "stats": ts.stats, "sha256": self.content_hash()})
 
 
-def load_or_build_transfer_set(originals: list[str], cfg: AugmentConfig, mask: str, directory: Path,
+def load_or_build_transfer_set(originals: list, cfg: AugmentConfig, mask: str, directory: Path,
                  log: Callable[[str], None] = print) -> TransferSet:
     """The stored transfer set when its fingerprint matches, else build it (and store it)."""
     store = TransferSetStore(directory)
-    chinese = sum(map(is_chinese, originals[:200])) > len(originals[:200]) / 2
+    firsts = [o if isinstance(o, str) else o[0] for o in originals[:200]]
+    chinese = sum(map(is_chinese, firsts)) > len(firsts) / 2
     fp = fingerprint(cfg, originals, cfg.tagger, mask)
     ts = store.load(fp)
     if ts is not None:
@@ -269,7 +287,7 @@ def load_or_build_transfer_set(originals: list[str], cfg: AugmentConfig, mask: s
     return ts
 
 
-def describe(ts: TransferSet, originals: list[str], n_show: int = 5, seed: int = 0) -> str:
+def describe(ts: TransferSet, originals: list, n_show: int = 5, seed: int = 0) -> str:
     """Stats and a few examples, for `kdnlp augment`."""
     s = ts.stats
     lines = [f"originals {s['originals']}, generated {s['generated']}, unique new {s['unique_new']} "
@@ -281,5 +299,7 @@ def describe(ts: TransferSet, originals: list[str], n_show: int = 5, seed: int =
     lines.append("operation combinations: " + ", ".join(f"{k or 'none'} {v}" for k, v in combos.most_common()))
     rng = random.Random(seed)
     for k in sorted(rng.sample(range(len(ts.texts)), min(n_show, len(ts.texts)))):
-        lines.append(f"  [{ts.ops[k]}] {originals[ts.sources[k]]}  ->  {ts.texts[k]}")
+        orig = originals[ts.sources[k]]
+        new = ts.texts[k] if ts.texts_b is None else f"{ts.texts[k]} ||| {ts.texts_b[k]}"
+        lines.append(f"  [{ts.ops[k]}] {orig if isinstance(orig, str) else ' ||| '.join(orig)}  ->  {new}")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import token_budget_batches
+from .data import model_inputs, token_budget_batches
 from .errors import UserError
 from .export import ExportedModel, export_records, exported_files, flat_logits, is_trained, require_onnxruntime
 from .fileio import write_json, write_text
@@ -73,7 +73,7 @@ def _measure(job: dict) -> dict:
         for k in range(WARMUP + job["runs"]):
             batch = singles[k % len(singles)]
             t0 = time.perf_counter()
-            model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits.cpu()
+            model(**model_inputs(model, batch, device)).logits.cpu()
             if k >= WARMUP:
                 times.append(time.perf_counter() - t0)
     bs = job["batch_size"]

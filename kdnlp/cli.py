@@ -19,7 +19,7 @@ COMMANDS = {
     "augment": "build (or show) the Tang et al. transfer set of augmented training texts (augment: section)",
     "train-student": "train the student (alpha*CE + T*teacher term); --alpha 1 --T 0 = student alone",
     "evaluate": "test-set report for --model teacher|student|<student.name>",
-    "predict": "predict labels for TEXT... or --input FILE (one text per line)",
+    "predict": "predict labels for TEXT..., --pair A B, or --input FILE (one text, or two tab-separated, per line)",
     "export": "export --model to ONNX or TorchScript (optionally int8) and check parity on test",
     "bench": "size, latency, throughput, memory and test metric of each model -> bench.json/.md/.png",
     "pretrain": "masked-LM pretraining of the teacher on --corpus FILE... -> <output_dir>/pretrained",
@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="continue interrupted training from its last completed epoch (<output_dir>/<name>.resume)")
         if name == "predict":
             p.add_argument("texts", nargs="*", metavar="TEXT")
-            p.add_argument("--input", help="file with one text per line")
+            p.add_argument("--input", help="file with one text per line (sentence pairs: two tab-separated columns)")
+            p.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"),
+                           help="a sentence pair to classify (repeatable)")
             p.add_argument("--json", action="store_true", help="one JSON object per line")
         if name == "label":
             p.add_argument("--input", required=True, help="texts: a .txt (one per line) or a data file (json/jsonl/csv/tsv)")
@@ -112,14 +114,22 @@ def _overrides(args) -> list[str]:
 
 def _predict(trainer, args) -> None:
     from .api import format_prediction, predict_with  # kdnlp.predict() runs the same code
-    texts = list(args.texts)
+    texts = list(args.texts) + [tuple(p) for p in args.pair]
     if args.input:
         path = Path(args.input)
         if not path.is_file():
             raise UserError(f"{path}: input file not found")
-        texts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            cols = line.split("\t")  # quoting off: a pair file is two raw columns
+            if len(cols) > 2 or (len(cols) == 2 and not all(c.strip() for c in cols)):
+                raise UserError(f"{path} line {lineno}: expected one text, or two tab-separated texts of a pair")
+            texts.append(line.strip() if len(cols) == 1 else (cols[0].strip(), cols[1].strip()))
     if not texts:
-        raise UserError("predict: give texts as arguments or --input FILE (one text per line)")
+        raise UserError("predict: give texts as arguments, --pair A B, or --input FILE (one text per line)")
+    if len({isinstance(t, tuple) for t in texts}) > 1:
+        raise UserError("predict: give either single texts or sentence pairs, not both")
     for result in predict_with(trainer, trainer.out / args.model, texts):
         print(format_prediction(result, args.json))
 
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "augment":
             from .augment import describe
             ts = trainer.transfer_set()
-            print(describe(ts, [e.text for e in trainer.splits.train], n_show=args.show))
+            print(describe(ts, trainer.augment_originals(), n_show=args.show))
         elif args.command == "train-student":
             trainer.train_student()
         elif args.command == "evaluate":

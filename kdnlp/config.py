@@ -39,6 +39,13 @@ class DataConfig:
     seed: int = 42                    # dev carving and subsampling; apart from train.seed so that several
                                       # student seeds share one split, one logit cache and one transfer set
     id_field: str = "id"              # optional example ids (JSON/CSV/TSV field) that teacher.outputs may refer to
+    text_pair_field: str = "auto"     # sentence pairs: the second text's field; auto pairs sentence1/sentence2,
+                                      # question1/question2, premise/hypothesis, text_a/text_b; none = single texts
+    quoting: str = "auto"             # CSV/TSV: auto|none|csv (auto: a TSV is read with quoting off unless every
+                                      # field holding a `"` is CSV-quoted, e.g. GoEmotions; GLUE TSVs need none)
+    columns: Optional[list] = None    # CSV/TSV without a header row: its column names, e.g. [text, label, id]
+    label_separator: str = ","        # task: multilabel: splits a CSV/TSV label cell into labels (JSON: a list)
+    allow_empty_labels: bool = False  # task: multilabel: may an example have no label at all?
 
 
 @dataclass
@@ -89,6 +96,8 @@ class StudentConfig:
     batch_size: int = 64
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
+    siamese: bool = False             # bilstm on sentence pairs: each text through the same BiLSTM, then
+                                      # [h1, h2, h1*h2, |h1-h2|] (Tang et al.); false = one joint sequence
 
 
 @dataclass
@@ -106,6 +115,7 @@ class DistillConfig:
     # intermediate-layer distillation (BERT students): a preset (uniform|tinybert|distilbert) or a list of
     # {teacher_layer, student_layer, feature: hidden|attention|embedding, loss: mse|cosine, weight}
     intermediate: Union[str, list, None] = None
+    threshold: str = "per_label"      # task: multilabel: sigmoid thresholds chosen on dev, per_label or one global
 
 
 @dataclass
@@ -266,7 +276,9 @@ def validate(cfg: Config) -> None:
     def need(cond: bool, msg: str):
         if not cond:
             raise UserError(f"{s}: {msg}")
-    need(cfg.task in ("classification", "ner"), f"task: '{cfg.task}' is not supported (use classification or ner)")
+    need(cfg.task in ("classification", "ner", "multilabel"),
+         f"task: '{cfg.task}' is not supported (use classification, multilabel or ner)")
+    validate_shapes(cfg, need)
     need(cfg.task != "ner" or cfg.student.embeddings in ("random", "teacher"),
          "student.embeddings: word vectors are for classification; NER students use the teacher's tokens (random|teacher)")
     if cfg.task == "ner":  # NER reads the column (CoNLL) format only; conll/column are its names
@@ -292,7 +304,7 @@ def validate(cfg: Config) -> None:
     need(cfg.distill.T >= 0, "distill.T: must be >= 0 (it is the teacher-term weight; the temperature is distill.temperature)")
     need(cfg.distill.alpha + cfg.distill.T > 0 or cfg.distill.intermediate is not None,
          "distill: alpha and T are both 0, so the student has no loss")
-    need(cfg.distill.loss in ("mse", "kl"), "distill.loss: use mse or kl")
+    need(cfg.distill.loss in ("mse", "kl", "bce"), "distill.loss: use mse or kl (bce: task multilabel)")
     need(cfg.distill.temperature > 0, "distill.temperature: must be > 0")
     validate_methods(cfg, need)
     a = cfg.augment
@@ -329,6 +341,21 @@ def validate(cfg: Config) -> None:
         need(not t.outputs.endswith(".npy") or t.outputs_ids is not None,
              "teacher.outputs_ids: a .npy teacher.outputs needs the texts (or data ids) of its rows, one per line")
         need(cfg.distill.teachers is None, "distill.teachers: cannot be combined with teacher.outputs")
+
+
+def validate_shapes(cfg: Config, need) -> None:
+    """Sentence pairs and multi-label keys."""
+    d = cfg.data
+    need(d.quoting in ("auto", "none", "csv"), "data.quoting: use auto|none|csv")
+    need(d.columns is None or (d.columns and all(isinstance(c, str) and c for c in d.columns)),
+         "data.columns: list the column names of a header-less CSV/TSV, e.g. [text, label, id]")
+    need(d.label_separator != "", "data.label_separator: must not be empty (e.g. \",\")")
+    need(cfg.distill.threshold in ("global", "per_label"), "distill.threshold: use global or per_label")
+    multi = cfg.task == "multilabel"
+    need(multi or cfg.distill.loss != "bce", "distill.loss: bce is for task: multilabel (use mse or kl)")
+    need(not multi or cfg.distill.loss in ("mse", "bce"),
+         "distill.loss: task multilabel uses mse (logits) or bce (teacher sigmoid probabilities at distill.temperature)")
+    need(not cfg.student.siamese or cfg.student.type == "bilstm", "student.siamese: only the bilstm student is siamese")
 
 
 def validate_methods(cfg: Config, need) -> None:

@@ -5,7 +5,6 @@ batch position: shuffling and length-sorting are safe.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -21,12 +20,15 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .tabular import records_delimited
 
 if TYPE_CHECKING:  # a type only: data.py does not import config.py at run time (tests/test_imports.py: no circle)
     from .config import DataConfig
 
 TEXT_FIELDS = ("text", "sentence", "content")
 UNLABELLED = -100  # label id of a train row without a gold label (== ner.IGNORE, PyTorch's ignore_index)
+# (first, second) text fields of sentence-pair datasets (GLUE, CLUE, NLI); data.text_pair_field: auto finds them
+PAIR_FIELDS = (("sentence1", "sentence2"), ("question1", "question2"), ("premise", "hypothesis"), ("text_a", "text_b"))
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -37,8 +39,10 @@ def is_chinese(text: str) -> bool:
 @dataclass
 class Example:
     text: str
-    label: int               # UNLABELLED: no gold label (a transfer-set text; only the teacher term trains on it)
+    label: int | tuple       # a class id (UNLABELLED: no gold label, only the teacher term trains on it);
+                             # task multilabel: the sorted tuple of label ids
     id: str | None = None    # the row's data.id_field, when the file has one (teacher.outputs may refer to it)
+    text_b: str | None = None  # the second text of a sentence pair
 
 
 @dataclass
@@ -55,8 +59,8 @@ class Splits:
         h = hashlib.sha256()
         for ex in getattr(self, split):
             fields = dataclasses.astuple(ex)
-            if getattr(ex, "id", None) is None:  # ids are optional; without one the hash is as before ids existed
-                fields = fields[:-1]
+            while fields and fields[-1] is None:  # unset optional fields (id, text_b) are left out: the hash of
+                fields = fields[:-1]              # an example without them is as before they existed
             h.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
         return h.hexdigest()
 
@@ -100,10 +104,24 @@ def _pick_text_field(path: Path, keys, text_field: str) -> str:
         if text_field not in keys:
             raise UserError(f"{path}: no field '{text_field}' (fields: {', '.join(map(str, keys))}); set data.text_field")
         return text_field
+    for first, second in PAIR_FIELDS:  # a pair file's first side is its text
+        if first in keys and second in keys:
+            return first
     for name in TEXT_FIELDS:
         if name in keys:
             return name
     raise UserError(f"{path}: no text field among {', '.join(map(str, keys))}; set data.text_field")
+
+
+def _pick_pair_field(path: Path, keys, text_field: str, pair_field: str) -> str | None:
+    """The second text's field: data.text_pair_field, or the partner of a known pair (sentence1 -> sentence2)."""
+    if pair_field == "none":
+        return None
+    if pair_field != "auto":
+        if pair_field not in keys:
+            raise UserError(f"{path}: no field '{pair_field}' (fields: {', '.join(map(str, keys))}); set data.text_pair_field")
+        return pair_field
+    return next((b for a, b in PAIR_FIELDS if a == text_field and b in keys), None)
 
 
 def _records_json(path: Path, text: str, fmt: str):
@@ -132,47 +150,34 @@ def _blank(value) -> bool:
 
 
 def read_file(path: str | Path, cfg: DataConfig, need_labels: bool = True) -> list[tuple]:
-    """Read one file into (location, text, raw label, id) rows, validating as we go.
+    """Read one file into (location, text, raw label, id) rows, with a fifth item, the second text, for pairs.
 
     A row whose label is missing or empty gets raw label None (an unlabelled text: to_examples decides whether that
     is allowed). need_labels=False (kdnlp label): a file without any label field/column is fine."""
     path = Path(path)
     text = _read_text(path)
     fmt = detect_format(path, cfg.format, text)
-    rows = []
-    if fmt in ("json", "jsonl"):
-        field = None
-        for where, rec in _records_json(path, text, fmt):
-            if not isinstance(rec, dict):
-                raise UserError(f"{path} {where}: expected an object with text and label fields")
-            field = field or _pick_text_field(path, list(rec), cfg.text_field)
-            if field not in rec:
-                raise UserError(f"{path} {where}: missing field '{field}'")
-            label = rec.get(cfg.label_field)
-            rid = rec.get(cfg.id_field)
-            rows.append((f"{path} {where}", rec[field], None if _blank(label) else label,
-                         None if rid is None else str(rid)))
-    else:
-        delim = "\t" if fmt == "tsv" else ","
-        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-        reader = csv.reader(text.splitlines(), delimiter=delim, quoting=quoting)
-        header = next(reader)
-        field = _pick_text_field(path, header, cfg.text_field)
-        if cfg.label_field not in header and need_labels:
-            raise UserError(f"{path} line 1: no '{cfg.label_field}' column (columns: {', '.join(header)}); set data.label_field")
-        ti = header.index(field)
-        li = header.index(cfg.label_field) if cfg.label_field in header else None
-        ii = header.index(cfg.id_field) if cfg.id_field in header else None
-        for lineno, rec in enumerate(reader, 2):
-            if not rec:
-                continue
-            if len(rec) <= max(ti, li or 0, ii or 0):
-                raise UserError(f"{path} line {lineno}: expected {len(header)} {fmt.upper()} columns, got {len(rec)}; fix the row")
-            label = None if li is None or _blank(rec[li]) else rec[li]
-            rows.append((f"{path} line {lineno}", rec[ti], label, None if ii is None else rec[ii]))
-    for where, t, *_ in rows:
-        if not isinstance(t, str) or not t.strip():
-            raise UserError(f"{where}: empty text; remove the row or fill it in")
+    records = _records_json(path, text, fmt) if fmt in ("json", "jsonl") else records_delimited(path, text, fmt, cfg)
+    rows, field, pair = [], None, None
+    for where, rec in records:
+        if not isinstance(rec, dict):
+            raise UserError(f"{path} {where}: expected an object with text and label fields")
+        if field is None:
+            field = _pick_text_field(path, list(rec), cfg.text_field)
+            pair = _pick_pair_field(path, list(rec), field, cfg.text_pair_field)
+            if fmt in ("csv", "tsv") and cfg.label_field not in rec and need_labels:
+                raise UserError(f"{path} line 1: no '{cfg.label_field}' column (columns: {', '.join(rec)}); "
+                                "set data.label_field")
+        for key, name in ((field, "text"), (pair, "data.text_pair_field")):
+            if key is not None and key not in rec:
+                raise UserError(f"{path} {where}: missing field '{key}' ({name}); every row needs it")
+        label, rid = rec.get(cfg.label_field), rec.get(cfg.id_field)
+        row = (f"{path} {where}", rec[field], None if _blank(label) else label, None if rid is None else str(rid))
+        rows.append(row + (rec[pair],) if pair else row)
+    for where, t, _, _, *second in rows:
+        for value in (t, *second):
+            if not isinstance(value, str) or not value.strip():
+                raise UserError(f"{where}: empty text; remove the row or fill it in")
     if not rows:
         raise UserError(f"{path}: no examples")
     return rows
@@ -210,32 +215,46 @@ def infer_labels(rows) -> list[str]:
     return sorted(str(x) for x in raw)
 
 
+def row_extras(rest: list) -> tuple:
+    """(id, second text) from the items after a row's raw label; builtin rows have neither."""
+    return (rest[0] if rest else None), (rest[1].strip() if len(rest) > 1 else None)
+
+
 def to_examples(rows, labels: list[str], labels_from: str, allow_unlabelled: bool = False) -> list[Example]:
     """Rows -> Examples. A row without a label is an unlabelled text (label UNLABELLED) where allow_unlabelled
     (train rows when a given teacher supplies the targets), an error otherwise."""
     index = {lab: i for i, lab in enumerate(labels)}
     out = []
     for where, text, raw, *rest in rows:
-        rid = rest[0] if rest else None
+        rid, second = row_extras(rest)
         if raw is None:
             if not allow_unlabelled:
                 raise UserError(f"{where}: no label (check data.label_field; unlabelled texts are allowed only in "
                                 "train, with teacher.fine_tuned or teacher.outputs supplying their targets)")
-            out.append(Example(text.strip(), UNLABELLED, rid))
+            out.append(Example(text.strip(), UNLABELLED, rid, second))
             continue
         if labels_from == "file" and isinstance(raw, str) and raw.strip().isdigit() and raw not in index:
             raw = int(raw)  # a CSV/TSV label id (SST-2's 0/1) indexes data.labels, as a JSON int does
         if _is_int(raw) and labels_from == "file":
             if not 0 <= raw < len(labels):
                 raise UserError(f"{where}: label id {raw} is out of range for the {len(labels)} classes in data.labels")
-            out.append(Example(text.strip(), raw, rid))
+            out.append(Example(text.strip(), raw, rid, second))
             continue
         key = str(raw)
         if key not in index:
             raise UserError(f"{where}: unknown label '{key}' (known: {', '.join(labels[:20])}); "
                             "fix the row or list every class in data.labels")
-        out.append(Example(text.strip(), index[key], rid))
+        out.append(Example(text.strip(), index[key], rid, second))
     return out
+
+
+def check_pairs(splits: "Splits") -> None:
+    """All splits are pairs or none is: a model trained on pairs cannot be tested on single texts."""
+    kinds = {name: {e.text_b is not None for e in getattr(splits, name)} for name in ("train", "dev", "test")}
+    if any(len(k) > 1 for k in kinds.values()) or len(set.union(*kinds.values())) > 1:
+        which = ", ".join(f"{n}: {'pairs' if True in k else 'single texts'}" for n, k in kinds.items())
+        raise UserError(f"data: every split must be sentence pairs or single texts, not a mix ({which}); "
+                        "check data.text_pair_field and the files")
 
 
 def _stratified_split(examples: list[Example], n_keep: int, seed: int) -> tuple[list[Example], list[Example]]:
@@ -285,7 +304,9 @@ def load_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) -> S
     unused = []
     if cfg.max_train_examples and cfg.max_train_examples < len(train):
         train, unused = _stratified_split(train, cfg.max_train_examples, seed)
-    return Splits(train + unlabelled, dev, test, labels, source, unused)
+    splits = Splits(train + unlabelled, dev, test, labels, source, unused)
+    check_pairs(splits)
+    return splits
 
 
 # ---------------------------------------------------------------- tokenisation and batching
@@ -297,14 +318,67 @@ def encode(tokenizer, texts: list[str], max_length: int, chunk: int = 8192) -> l
     return ids
 
 
+def encode_pairs(tokenizer, a: list[str], b: list[str], max_length: int, chunk: int = 8192):
+    """tokenizer(a, b) the standard way: [CLS] a [SEP] b [SEP], token types 0/1, the longer side truncated first.
+    Returns (ids, token type ids)."""
+    ids, types = [], []
+    for i in range(0, len(a), chunk):
+        enc = tokenizer(a[i:i + chunk], b[i:i + chunk], truncation="longest_first", max_length=max_length)
+        ids.extend(enc["input_ids"])
+        types.extend(enc.get("token_type_ids") or [[0] * len(x) for x in enc["input_ids"]])
+    return ids, types
+
+
+def pad(seqs: list, index, width: int | None, value: int,
+        pad_to_multiple_of: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(padded ids, attention mask) of rows `index` of `seqs`: as wide as `width` if given, else as the longest
+    of them (rounded up to a multiple of pad_to_multiple_of)."""
+    if width is None:
+        width = max(len(seqs[i]) for i in index)
+        if pad_to_multiple_of:
+            width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    out = np.full((len(index), width), value, dtype=np.int64)
+    mask = np.zeros((len(index), width), dtype=np.int64)
+    for row, i in enumerate(index):
+        out[row, :len(seqs[i])] = seqs[i]
+        mask[row, :len(seqs[i])] = 1
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+def model_inputs(model, batch: dict, device, non_blocking: bool = False) -> dict:
+    """The forward() keyword arguments for `model` from a batch, on `device`: the one place that decides them.
+
+    Pairs: a siamese model (config.siamese) gets each side on its own (input_ids/attention_mask = first text,
+    input_ids_b/attention_mask_b = second); every other model gets the joint encoding with token_type_ids."""
+    if getattr(model.config, "siamese", False):
+        keys = {"input_ids_a": "input_ids", "attention_mask_a": "attention_mask",
+                "input_ids_b": "input_ids_b", "attention_mask_b": "attention_mask_b"}
+    else:
+        keys = {k: k for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+    return {name: batch[key].to(device, non_blocking=non_blocking) for key, name in keys.items()}
+
+
 class EncodedSplit:
-    """Token ids of one split under one tokenizer; row i is example i."""
+    """Token ids of one split under one tokenizer; row i is example i.
+
+    Sentence pairs keep two encodings: joint (`ids`, `types`: for transformers) and per side (`ids_a`, `ids_b`:
+    for the siamese BiLSTM); model_inputs() picks what a model takes."""
 
     def __init__(self, examples: list[Example], tokenizer, max_length: int):
-        self.ids = encode(tokenizer, [e.text for e in examples], max_length)
-        self.labels = np.array([e.label for e in examples], dtype=np.int64)
+        self.pairs = bool(examples) and getattr(examples[0], "text_b", None) is not None
+        if self.pairs:
+            a, b = [e.text for e in examples], [e.text_b for e in examples]
+            self.ids, self.types = encode_pairs(tokenizer, a, b, max_length)
+            self.ids_a, self.ids_b = encode(tokenizer, a, max_length), encode(tokenizer, b, max_length)
+        else:
+            self.ids = encode(tokenizer, [e.text for e in examples], max_length)
+        self.labels = self.encode_labels(examples)
         self.lengths = np.array([len(x) for x in self.ids])
         self.pad_id = tokenizer.pad_token_id or 0
+
+    @staticmethod
+    def encode_labels(examples: list[Example]) -> np.ndarray:
+        return np.array([e.label for e in examples], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -320,19 +394,15 @@ class EncodedSplit:
         """Dynamic padding: pad to the longest example of this batch only (or to `width`, e.g. max_length).
 
         pad_to_multiple_of: round the dynamic width up (8 on CUDA: tensor-core friendly shapes, fewer distinct
-        shapes); an explicit `width` is kept as given."""
-        if width is None:
-            width = int(self.lengths[index].max())
-            if pad_to_multiple_of:
-                width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
-        input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(index), width), dtype=np.int64)
-        for row, i in enumerate(index):
-            seq = self.ids[i]
-            input_ids[row, :len(seq)] = seq
-            mask[row, :len(seq)] = 1
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
-                "index": torch.from_numpy(np.asarray(index))}
+        shapes); an explicit `width` is kept as given. Pairs also get token_type_ids and each side on its own."""
+        input_ids, mask = pad(self.ids, index, width, self.pad_id, pad_to_multiple_of)
+        batch = {"input_ids": input_ids, "attention_mask": mask, "index": torch.from_numpy(np.asarray(index))}
+        if getattr(self, "pairs", False):  # subclasses (NER, masked LM) have no pairs
+            batch["token_type_ids"] = pad(self.types, index, input_ids.shape[1], 0)[0]
+            for side, seqs in (("a", self.ids_a), ("b", self.ids_b)):
+                batch[f"input_ids_{side}"], batch[f"attention_mask_{side}"] = \
+                    pad(seqs, index, width, self.pad_id, pad_to_multiple_of)
+        return batch
 
     def train_batch_indices(self, batch_size: int, rng: random.Random, bucket: int = 50) -> list[list[int]]:
         """Shuffled batches of similar length, as example indices: shuffle, sort within buckets of `bucket` batches,

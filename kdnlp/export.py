@@ -2,7 +2,8 @@
 
 Files land in `<output_dir>/<model>/export/` (`model.onnx`, `model.int8.onnx`, `model.pt`, `model.int8.pt`), each
 written atomically, plus `export.json` with one record per file. Every exported graph takes `input_ids` and
-`attention_mask` (int64, dynamic batch and sequence axes) and returns `logits`.
+`attention_mask` (int64, dynamic batch and sequence axes) and returns `logits`; sentence-pair models take more:
+`token_type_ids` (transformers), or `input_ids_b` and `attention_mask_b` (the siamese BiLSTM's second text).
 
 The parity check runs the PyTorch model and the exported file over the whole test set, batched the same way
 (Trainer.predict_logits), and records the max abs logit difference, prediction agreement and both test metrics:
@@ -22,6 +23,7 @@ from torch import nn
 
 from .errors import UserError
 from .fileio import atomic_path, write_json
+from .data import model_inputs
 from .modeldir import load_model_dir
 from .ner import TokenLogits
 
@@ -48,14 +50,14 @@ def require_onnxruntime():
 
 
 class LogitsOnly(nn.Module):
-    """(input_ids, attention_mask) -> logits: the plain-tensor signature that tracing and ONNX need."""
+    """(input tensors in `names` order) -> logits: the plain-tensor signature that tracing and ONNX need."""
 
-    def __init__(self, model):
+    def __init__(self, model, names: list[str]):
         super().__init__()
-        self.model = model
+        self.model, self.names = model, list(names)
 
-    def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, *inputs):
+        return self.model(**dict(zip(self.names, inputs))).logits
 
 
 class ExportedModel:
@@ -79,12 +81,13 @@ class ExportedModel:
     def eval(self):
         return self
 
-    def __call__(self, input_ids, attention_mask):
+    def __call__(self, **inputs):
+        """Keyword tensors as kdnlp.data.model_inputs gives them (the order they were exported in)."""
         if self.module is not None:
             with torch.no_grad():
-                return SimpleNamespace(logits=self.module(input_ids.cpu(), attention_mask.cpu()))
-        logits = self.session.run(["logits"], {"input_ids": input_ids.cpu().numpy(),
-                                               "attention_mask": attention_mask.cpu().numpy()})[0]
+                return SimpleNamespace(logits=self.module(*(x.cpu() for x in inputs.values())))
+        wanted = {i.name for i in self.session.get_inputs()}  # ONNX drops inputs the graph never reads
+        logits = self.session.run(["logits"], {k: v.cpu().numpy() for k, v in inputs.items() if k in wanted})[0]
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
 
@@ -95,15 +98,16 @@ def _quantize_torch(model):
 
 def _write_onnx(wrapped: nn.Module, example: dict, path: Path, quantize: str | None) -> None:
     require_onnxruntime()
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            "logits": {0: "batch"} if example["logits_ndim"] == 2 else {0: "batch", 1: "sequence"}}
+    names = list(example["inputs"])
+    axes = {name: {0: "batch", 1: "sequence_b" if name.endswith("_b") else "sequence"} for name in names}
+    axes["logits"] = {0: "batch"} if example["logits_ndim"] == 2 else {0: "batch", 1: "sequence"}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes: checked by parity below
         fp32 = tmp.with_name(tmp.name + ".fp32.onnx") if quantize else tmp
         try:
             # the TorchScript-based exporter: it handles the BiLSTM's packed sequences; torch.export does not
-            torch.onnx.export(wrapped, (example["input_ids"], example["attention_mask"]), str(fp32), dynamo=False,
-                              input_names=["input_ids", "attention_mask"], output_names=["logits"],
+            torch.onnx.export(wrapped, tuple(example["inputs"].values()), str(fp32), dynamo=False,
+                              input_names=names, output_names=["logits"],
                               dynamic_axes=axes, opset_version=17)
             if quantize:
                 import logging
@@ -123,7 +127,7 @@ def _write_torchscript(wrapped: nn.Module, example: dict, path: Path, quantize: 
     with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         module = _quantize_torch(wrapped) if quantize else wrapped
-        traced = torch.jit.trace(module, (example["input_ids"], example["attention_mask"]), check_trace=False)
+        traced = torch.jit.trace(module, tuple(example["inputs"].values()), check_trace=False)
         traced.save(str(tmp))
 
 
@@ -144,15 +148,15 @@ def export(trainer, name: str, fmt: str, quantize: str | None = None, max_exampl
     # eval() on the wrapper itself: exporters restore the wrapper's mode afterwards, and a wrapper left in
     # training mode would switch dropout back on in the model it wraps.
     model.to(cpu)
-    wrapped = LogitsOnly(model).eval()
     if max_examples is not None and max_examples < 1:
         raise UserError("export: --examples must be >= 1")
     test = trainer.task.encode(trainer.splits.test[:max_examples], tokenizer, trainer.cfg.data.max_length)
     # trace on real test rows of different lengths, so padding and masking are part of the traced graph
-    sample = test.collate(np.arange(min(8, len(test))))
+    inputs = model_inputs(model, test.collate(np.arange(min(8, len(test)))), cpu)
+    wrapped = LogitsOnly(model, list(inputs)).eval()
     with torch.no_grad():
-        ndim = wrapped(sample["input_ids"], sample["attention_mask"]).dim()
-    example = {"input_ids": sample["input_ids"], "attention_mask": sample["attention_mask"], "logits_ndim": ndim}
+        ndim = wrapped(*inputs.values()).dim()
+    example = {"inputs": inputs, "logits_ndim": ndim}
     path = export_path(mdir, fmt, quantize)
     (_write_onnx if fmt == "onnx" else _write_torchscript)(wrapped, example, path, quantize)
 
@@ -164,8 +168,8 @@ def export(trainer, name: str, fmt: str, quantize: str | None = None, max_exampl
         "n_test": len(test), "max_abs_logit_diff": float(np.abs(ref - out).max()),
         "prediction_agreement": float((ref.argmax(-1) == out.argmax(-1)).mean()),
         "metric": trainer.task.metric,
-        "test_metric_pytorch": trainer.task.score(reference, test, labels),
-        "test_metric_exported": trainer.task.score(exported, test, labels),
+        "test_metric_pytorch": trainer.task.score(reference, test, labels, model.config),
+        "test_metric_exported": trainer.task.score(exported, test, labels, model.config),
         "trained": is_trained(mdir),
         "torch": torch.__version__, "machine": platform.machine(),
     }

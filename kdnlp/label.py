@@ -31,6 +31,9 @@ def read_inputs(path: Path, text_field: str) -> list[tuple[str, str]]:
             raise UserError(f"--input {path}: no texts")
         return [("text", t) for t in texts]
     rows = read_file(path, DataConfig(text_field=text_field), need_labels=False)
+    if len(rows[0]) > 4:  # read_file found a second text column (sentence2, question2, ...)
+        raise UserError(f"--input {path}: sentence pairs are not supported by kdnlp label yet; train the teacher with "
+                        "kdnlp train-teacher (it reads pairs), or pass single texts")
     return [("id", rid) if rid is not None else ("text", text.strip()) for _, text, _, rid in rows]
 
 

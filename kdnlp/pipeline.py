@@ -86,7 +86,7 @@ class PipelineSteps:
             path = self.out / "vocab.txt"
             with self.accelerator.main_process_first():  # the main process writes it, the others then read it
                 if not path.is_file():
-                    n = build_vocab_file([e.text for e in self.splits.train], path)
+                    n = build_vocab_file(self.all_train_texts(), path)
                     print(f"vocab: built {n} tokens from the training data -> {path}")
             return path
         return Path(v)
@@ -199,12 +199,19 @@ class PipelineSteps:
         """The augmented texts for this config's train split: stored in <out>/augment/, rebuilt when stale."""
         mask = getattr(self.teacher_tokenizer(), "mask_token", None) or "[MASK]"
         with self.accelerator.main_process_first():  # the main process builds and stores it, the others load it
-            return load_or_build_transfer_set([e.text for e in self.splits.train], self.cfg.augment, mask,
-                                              self.out / "augment")
+            return load_or_build_transfer_set(self.augment_originals(), self.cfg.augment, mask, self.out / "augment")
+
+    def all_train_texts(self) -> list[str]:
+        """Every training text, both sides of sentence pairs: what vocabularies are built from."""
+        return [t for e in self.splits.train for t in (e.text, getattr(e, "text_b", None)) if t]
+
+    def augment_originals(self) -> list:
+        """The training texts, or (first, second) for sentence pairs: what augmentation perturbs."""
+        return [e.text if e.text_b is None else (e.text, e.text_b) for e in self.splits.train]
 
     def _augmented(self) -> tuple[list, np.ndarray]:
         """Augmented examples (label IGNORE: no gold) and their cached teacher logits."""
         ts = self.transfer_set()
-        examples = [Example(t, IGNORE) for t in ts.texts]
+        examples = [Example(t, IGNORE, text_b=None if ts.texts_b is None else ts.texts_b[k]) for k, t in enumerate(ts.texts)]
         sha = TransferSetStore(self.out / "augment").content_hash()
         return examples, self.teacher_logits("augment", examples, data_sha256=sha)

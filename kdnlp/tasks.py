@@ -8,11 +8,18 @@ import numpy as np
 
 from .data import EncodedSplit, Example, is_chinese, load_splits
 from .ner import EncodedTagSplit, TagExample, TokenLogits, entity_metrics, format_entity_report, load_ner_splits
+from .losses import DistillLoss, cross_entropy_loss
+from .multilabel import MultiLabel
 from .report import classification_metrics, format_report
 
 
 class Task:
-    """What every task shares: how a model is scored on dev during training (Trainer.fit selects on this)."""
+    """What every task shares: how a model is scored on dev during training (Trainer.fit selects on this), the
+    teacher's loss (gold labels only) and the student's (gold + teacher term), the HF head's problem_type."""
+
+    gold_loss = staticmethod(cross_entropy_loss)
+    distill_loss = DistillLoss
+    problem_type = None  # transformers' default: single-label classification
 
     @classmethod
     def dev_score(cls, trainer, model, data, labels: list[str], batch_size: int) -> float:
@@ -32,17 +39,18 @@ class Classification(Task):
         return EncodedSplit(examples, tokenizer, max_length)
 
     @staticmethod
-    def score(logits: np.ndarray, data: EncodedSplit, labels: list[str]) -> float:
+    def score(logits: np.ndarray, data: EncodedSplit, labels: list[str], config=None) -> float:
         return float((logits.argmax(1) == data.labels).mean())
 
     @staticmethod
-    def report(logits: np.ndarray, data: EncodedSplit, labels: list[str]) -> tuple[dict, str]:
+    def report(logits: np.ndarray, data: EncodedSplit, labels: list[str], config=None) -> tuple[dict, str]:
         pred = logits.argmax(1)
         return classification_metrics(data.labels, pred, labels), format_report(data.labels, pred, labels)
 
     @staticmethod
-    def unlabelled(texts: list[str]) -> list:
-        return [Example(t, 0) for t in texts]
+    def unlabelled(texts: list) -> list:
+        """Texts, or (first, second) pairs."""
+        return [Example(t, 0) if isinstance(t, str) else Example(t[0], 0, text_b=t[1]) for t in texts]
 
 
 class Ner(Task):
@@ -58,7 +66,7 @@ class Ner(Task):
         return EncodedTagSplit(examples, tokenizer, max_length)
 
     @staticmethod
-    def score(logits: TokenLogits, data: EncodedTagSplit, labels: list[str]) -> float:
+    def score(logits: TokenLogits, data: EncodedTagSplit, labels: list[str], config=None) -> float:
         from seqeval.metrics import f1_score
         from seqeval.scheme import IOB2
         gold = [[labels[t] for t in s] for s in data.gold]
@@ -66,7 +74,7 @@ class Ner(Task):
         return float(f1_score(gold, pred, mode="strict", scheme=IOB2, zero_division=0))
 
     @staticmethod
-    def report(logits: TokenLogits, data: EncodedTagSplit, labels: list[str]) -> tuple[dict, str]:
+    def report(logits: TokenLogits, data: EncodedTagSplit, labels: list[str], config=None) -> tuple[dict, str]:
         gold, pred = data.gold, data.word_predictions(logits)
         return entity_metrics(gold, pred, labels), format_entity_report(gold, pred, labels)
 
@@ -77,7 +85,7 @@ class Ner(Task):
         return [TagExample(w, [0] * len(w)) for w in words]
 
 
-TASKS = {"classification": Classification, "ner": Ner}
+TASKS = {"classification": Classification, "ner": Ner, "multilabel": MultiLabel}
 
 
 def auto_class(task: str):

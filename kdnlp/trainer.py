@@ -24,11 +24,10 @@ from tqdm.auto import tqdm
 
 from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config, dump_config
-from .data import EncodedSplit, Splits, prefetch
+from .data import EncodedSplit, Splits, model_inputs, prefetch
 from .distributed import gather_rows, make_accelerator, shard_batches
 from .errors import UserError
 from .fileio import dir_size, write_json, write_text
-from .losses import DistillLoss, cross_entropy_loss
 from .intermediate import IntermediateDistiller
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir
 from .ner import IGNORE, TokenLogits
@@ -132,8 +131,7 @@ class Trainer(PipelineSteps):
         for batch in prefetch(load, batches, 0 if local else self.prefetch_batches):
             bar.update(len(batch["index"]) * shard[1])  # examples/s of all processes, not batches/s
             with (self._autocast() if not local else nullcontext()):
-                logits = model(input_ids=batch["input_ids"].to(device, non_blocking=cuda),
-                               attention_mask=batch["attention_mask"].to(device, non_blocking=cuda)).logits
+                logits = model(**model_inputs(model, batch, device, non_blocking=cuda)).logits
             logits = logits.float().cpu().numpy()
             if logits.ndim == 3:  # keep the valid (labelled) positions of each row
                 valid = (batch["labels"] != IGNORE).numpy()
@@ -249,7 +247,7 @@ class Trainer(PipelineSteps):
                     labels = to_device(batch["labels"])
                     if hasattr(loss_fn, "start_step"):  # schedules (temperature, weights, Theseus replacement rate)
                         loss_fn.start_step(state["step"], total_steps)
-                    inputs = {"input_ids": to_device(batch["input_ids"]), "attention_mask": to_device(batch["attention_mask"])}
+                    inputs = model_inputs(raw_model, batch, self.device, non_blocking=cuda)  # pairs: token types / sides
                     with nullcontext() if step_now else accelerator.no_sync(model):
                         with self._autocast():
                             outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
@@ -324,6 +322,7 @@ class Trainer(PipelineSteps):
             model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters; loaded in "
                   f"{time.perf_counter() - t0:.1f}s)")
+        model.config.problem_type = self.task.problem_type  # e.g. multi_label_classification: HF's sigmoid head
         return model, tokenizer
 
     def write_resolved_config(self) -> None:
@@ -344,23 +343,25 @@ class Trainer(PipelineSteps):
         if cfg.teacher.outputs is not None:
             return self.outputs_report()
         model, tokenizer = self.build_teacher()
-        self.fit(model, tokenizer, cross_entropy_loss, cfg.teacher, self.out / "teacher", "teacher")
+        self.fit(model, tokenizer, self.task.gold_loss, cfg.teacher, self.out / "teacher", "teacher")
         return self.evaluate("teacher")
 
     # ------------------------------------------------------------ student
 
     def build_student(self):
         """(model, tokenizer) of the configured student, freshly initialised (seeded)."""
-        ctx = StudentContext(labels=self.splits.labels, train_texts=[e.text for e in self.splits.train],
+        ctx = StudentContext(labels=self.splits.labels, train_texts=self.all_train_texts(),
                              teacher_tokenizer=self.teacher_tokenizer, fine_tuned_teacher=self.fine_tuned_teacher,
                              has_teacher_model=self.has_teacher_model)
         seed_everything(self.cfg.train.seed)  # the student's initialisation
-        return STUDENTS[self.cfg.student.type](self.cfg, ctx)
+        model, tokenizer = STUDENTS[self.cfg.student.type](self.cfg, ctx)
+        model.config.problem_type = self.task.problem_type
+        return model, tokenizer
 
     def train_student(self) -> dict:
         cfg = self.cfg
         self.write_resolved_config()
-        loss_fn = DistillLoss(cfg.distill)
+        loss_fn = self.task.distill_loss(cfg.distill)
         teacher_logits, train_examples = None, None
         if loss_fn.needs_teacher:
             teacher_logits = self.teacher_logits("train")
@@ -399,7 +400,7 @@ class Trainer(PipelineSteps):
         t0 = time.perf_counter()
         logits = self.predict_logits(model, test, batch_size, desc=f"{name} test")
         seconds = time.perf_counter() - t0
-        metrics, text = self.task.report(logits, test, labels)
+        metrics, text = self.task.report(logits, test, labels, model.config)
         print(f"\n{name} on test ({len(self.splits.test)} examples, {seconds:.1f}s):\n{text}\n")
         speed = len(self.splits.test) / seconds
         cpu_speed = speed

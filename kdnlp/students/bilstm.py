@@ -1,5 +1,9 @@
 """BiLSTMStudent after Tang et al. (2019): embedding -> 1-layer BiLSTM -> masked max-pool over time -> MLP -> logits.
 
+Sentence pairs with `student.siamese: true` (config.siamese): both texts go through the same embedding and BiLSTM,
+and the MLP reads [h1, h2, h1*h2, |h1-h2|] of the two pooled vectors (Tang et al.'s siamese student). The forward
+then takes the second text as input_ids_b / attention_mask_b (kdnlp.data.model_inputs passes them).
+
 Tokens are the teacher's (sub)words by default. With `student.embeddings: <word2vec file>` the student has its
 own word vocabulary built from train (jieba for Chinese, whitespace otherwise), saved as word_vocab.txt.
 """
@@ -22,7 +26,7 @@ class BiLSTMConfig(PretrainedConfig):
     model_type = "kdnlp-bilstm"
 
     def __init__(self, vocab_size=30522, embedding_dim=300, hidden_size=300, mlp_size=192, dropout=0.1,
-                 embedding_source_dim=None, **kwargs):
+                 embedding_source_dim=None, siamese=False, **kwargs):
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.hidden_size = hidden_size
@@ -30,6 +34,7 @@ class BiLSTMConfig(PretrainedConfig):
         self.dropout = dropout
         # width of copied embeddings (e.g. the teacher's 768) when it differs from embedding_dim
         self.embedding_source_dim = embedding_source_dim
+        self.siamese = siamese
         super().__init__(**kwargs)
 
 
@@ -43,7 +48,8 @@ class BiLSTMForSequenceClassification(PreTrainedModel):
         self.embed = nn.Embedding(config.vocab_size, src, padding_idx=config.pad_token_id or 0)
         self.project = nn.Linear(src, config.embedding_dim) if src != config.embedding_dim else nn.Identity()
         self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, num_layers=1, batch_first=True, bidirectional=True)
-        self.mlp = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.hidden_size, config.mlp_size),
+        features = 2 * config.hidden_size * (4 if config.siamese else 1)  # siamese: [h1, h2, h1*h2, |h1-h2|]
+        self.mlp = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(features, config.mlp_size),
                                  nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.mlp_size, config.num_labels))
         self.post_init()
 
@@ -59,13 +65,26 @@ class BiLSTMForSequenceClassification(PreTrainedModel):
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
         return out
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, **_):
+    def pool(self, input_ids, attention_mask=None):
+        """One text per row -> its max-pooled BiLSTM states (batch, 2*hidden)."""
         if attention_mask is None:
             attention_mask = (input_ids != (self.config.pad_token_id or 0)).long()
         out = self.encode(input_ids, attention_mask)
         mask = attention_mask[:, :, None].bool()
-        pooled = out.masked_fill(~mask, torch.finfo(out.dtype).min).max(dim=1).values
-        return SequenceClassifierOutput(logits=self.mlp(pooled))
+        return out.masked_fill(~mask, torch.finfo(out.dtype).min).max(dim=1).values
+
+    def forward(self, input_ids=None, attention_mask=None, input_ids_b=None, attention_mask_b=None, labels=None, **_):
+        h1 = self.pool(input_ids, attention_mask)
+        if not self.config.siamese:
+            return SequenceClassifierOutput(logits=self.mlp(h1))
+        if input_ids_b is None:
+            raise ValueError("a siamese BiLSTM needs the second text: input_ids_b (and attention_mask_b)")
+        return SequenceClassifierOutput(logits=self.mlp(pair_features(h1, self.pool(input_ids_b, attention_mask_b))))
+
+
+def pair_features(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+    """Tang et al.'s siamese features: [h1, h2, h1*h2, |h1-h2|]."""
+    return torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], dim=-1)
 
 
 class BiLSTMForTokenClassification(BiLSTMForSequenceClassification):
@@ -121,8 +140,16 @@ class WordTokenizer:
         words = sorted(counts, key=lambda w: (-counts[w], w))[:max_words]
         return cls(["[PAD]", "[UNK]", *words], chinese)
 
-    def __call__(self, texts, truncation=True, max_length=None):
+    def __call__(self, texts, texts_b=None, truncation=True, max_length=None):
         ids = [[self.index.get(w, self.unk_token_id) for w in self.split(t)] or [self.unk_token_id] for t in texts]
+        if texts_b is not None:  # a pair as one sequence: a's words then b's, the longer side cut first
+            pairs = [(a, b) for a, b in zip(ids, self(texts_b)["input_ids"])]
+            if truncation and max_length:
+                for k, (a, b) in enumerate(pairs):
+                    while len(a) + len(b) > max_length:
+                        a, b = (a[:-1], b) if len(a) >= len(b) else (a, b[:-1])
+                    pairs[k] = (a, b)
+            return {"input_ids": [a + b for a, b in pairs], "token_type_ids": [[0] * len(a) + [1] * len(b) for a, b in pairs]}
         if truncation and max_length:
             ids = [x[:max_length] for x in ids]
         return {"input_ids": ids}
@@ -200,7 +227,7 @@ def build(cfg, ctx):
         source_dim = weights.shape[1] if weights.shape[1] != s.embedding_dim else None
     vocab_size = weights.shape[0] if s.embeddings == "teacher" else len(tokenizer)
     config = BiLSTMConfig(vocab_size=vocab_size, embedding_dim=s.embedding_dim, hidden_size=s.hidden_size,
-                          mlp_size=s.mlp_size, dropout=s.dropout, embedding_source_dim=source_dim,
+                          mlp_size=s.mlp_size, dropout=s.dropout, embedding_source_dim=source_dim, siamese=s.siamese,
                           pad_token_id=tokenizer.pad_token_id or 0, num_labels=len(ctx.labels),
                           id2label=dict(enumerate(ctx.labels)), label2id={l: i for i, l in enumerate(ctx.labels)})
     model_class = BiLSTMForTokenClassification if cfg.task == "ner" else BiLSTMForSequenceClassification

@@ -28,6 +28,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, BertCon
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..data import model_inputs
 from ..errors import UserError
 from ..modeldir import load_model_dir
 from .truncated_bert import student_layers, truncate
@@ -178,12 +179,12 @@ def measure_speeds(model, data, speeds: list[float], batch_size: int = 64, devic
     model.to(device).eval()
     saved, rows = model.config.speed, []
     warm = next(iter(data.eval_batches(batch_size)))  # first calls allocate and pick kernels: keep them out of the timing
-    model(input_ids=warm["input_ids"].to(device), attention_mask=warm["attention_mask"].to(device))
+    model(**model_inputs(model, warm, device))
     for speed in speeds:
         model.config.speed = speed
         correct, layers, t0 = 0, 0, time.perf_counter()
         for batch in data.eval_batches(batch_size):
-            out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+            out = model(**model_inputs(model, batch, device))  # pairs: with token_type_ids
             correct += int((out.logits.argmax(-1).cpu() == batch["labels"]).sum())
             layers += int(out.exit_layers.sum())
         seconds = time.perf_counter() - t0
