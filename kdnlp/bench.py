@@ -135,8 +135,9 @@ def cache_pass(trainer, n_examples: int) -> dict:
         result[f"{mode}_examples_per_second"] = round(len(data) / (time.perf_counter() - t0), 1)
     sorted_lengths = np.sort(data.lengths)[::-1]  # the batches eval_batches makes: longest first, by token budget
     result["eval_tokens"] = trainer.eval_tokens(bs)
-    result["sorted_dynamic_padded_tokens"] = int(sum(sorted_lengths[b[0]] * len(b)
-                                                     for b in token_budget_batches(sorted_lengths, result["eval_tokens"])))
+    batches = (token_budget_batches(sorted_lengths, result["eval_tokens"]) if result["eval_tokens"]
+               else [np.arange(s, min(s + bs, len(sorted_lengths))) for s in range(0, len(sorted_lengths), bs)])
+    result["sorted_dynamic_padded_tokens"] = int(sum(sorted_lengths[b[0]] * len(b) for b in batches))
     result["fixed_padded_tokens"] = len(data) * trainer.cfg.data.max_length
     result["speedup"] = round(result["sorted_dynamic_examples_per_second"] / result["fixed_examples_per_second"], 2)
     result["max_abs_logit_diff"] = float(np.abs(flat_logits(logits["sorted_dynamic"]) - flat_logits(logits["fixed"])).max())  # padding must not change the logits

@@ -162,7 +162,7 @@ class TrainConfig:
                                       # into <output_dir>/tensorboard/<model> (needs `pip install tensorboard`)
     eval_tokens: Optional[int] = None  # inference (dev, test, logit cache, predict) batches: length-sorted rows packed
                                       # up to this many (padded) tokens; None = auto: 65536 on CUDA, on the CPU
-                                      # 2 x batch_size x data.max_length (the old 2 x batch_size rows at full length)
+                                      # 2 x batch_size rows (bigger batches of short rows measured slower there)
 
 
 @dataclass

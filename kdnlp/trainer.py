@@ -103,11 +103,13 @@ class Trainer(PipelineSteps):
             return self.prefetch_batches
         return 2 if self.device.type == "cuda" else 0
 
-    def eval_tokens(self, batch_size: int) -> int:
-        """The token budget of an inference batch: train.eval_tokens, or auto (see TrainConfig.eval_tokens)."""
+    def eval_tokens(self, batch_size: int) -> int | None:
+        """The token budget of an inference batch: train.eval_tokens, or auto (see TrainConfig.eval_tokens):
+        65536 on CUDA, None (batch_size rows, as before) on the CPU, where bigger batches of short rows measured
+        slower (the SST-2 cache pass: 580 vs 667 examples/s)."""
         if self.cfg.train.eval_tokens:
             return self.cfg.train.eval_tokens
-        return 65536 if self.device.type == "cuda" else batch_size * self.cfg.data.max_length
+        return 65536 if self.device.type == "cuda" else None
 
     @torch.no_grad()
     def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",

@@ -89,7 +89,7 @@ def test_token_budget_predictions_match_the_per_row_path(write_config, tiny_bert
     assert (by_tokens.argmax(1) == by_rows.argmax(1)).all()
     np.testing.assert_allclose(by_tokens, by_rows, atol=1e-5)
     auto = Trainer(load_config(write_config({"train": {"eval_tokens": None}})))
-    assert auto.eval_tokens(64) == 64 * 32  # the CPU default: the old 2 x batch_size rows at max_length
+    assert auto.eval_tokens(64) is None  # the CPU default: the old 2 x batch_size rows (a row count, no budget)
 
 
 def test_pad_to_multiple_of_is_explicit(write_config, tiny_bert):
