@@ -16,55 +16,43 @@ import torch
 from .config import DataConfig
 from .data import EncodedSplit, Example, read_file
 from .errors import UserError
-from .teacher import check_model_dir, fp32, load_tokenizer, model_labels, resolve_pretrained
+from .teacher import fine_tuned_source, fp32, load_tokenizer
 from .teacher_outputs import write_outputs
 
 
-def read_inputs(path: Path, text_field: str) -> list[tuple[str, str]]:
-    """(key kind, key) per input: a .txt is one text per line; a data file (.json/.jsonl/.csv/.tsv) gives its text
-    field, and its data ids where it has an `id` field (the outputs then refer to examples by id)."""
+def read_inputs(path: Path, text_field: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """((key kind, key) per input, its texts): a .txt is one text per line; a data file (.json/.jsonl/.csv/.tsv)
+    gives its text field, and its data ids where it has an `id` field (the outputs then refer to examples by id)."""
     if not path.is_file():
         raise UserError(f"--input {path}: file not found (one text per line, or a data file)")
     if path.suffix.lower() == ".txt":
         texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not texts:
             raise UserError(f"--input {path}: no texts")
-        return [("text", t) for t in texts]
+        return [("text", t) for t in texts], texts
     rows = read_file(path, DataConfig(text_field=text_field), need_labels=False)
     if len(rows[0]) > 4:  # read_file found a second text column (sentence2, question2, ...)
         raise UserError(f"--input {path}: sentence pairs are not supported by kdnlp label yet; train the teacher with "
                         "kdnlp train-teacher (it reads pairs), or pass single texts")
-    return [("id", rid) if rid is not None else ("text", text.strip()) for _, text, _, rid in rows]
+    texts = [row[1].strip() for row in rows]
+    return [("id", row[3]) if row[3] is not None else ("text", t) for row, t in zip(rows, texts)], texts
 
 
 def load_classifier(spec: str):
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-    resolved = resolve_pretrained(spec)
-    path = Path(resolved)
-    try:
-        if path.is_dir():
-            check_model_dir(path)
-            tokenizer = load_tokenizer(path)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(resolved)
-        config = AutoConfig.from_pretrained(resolved)
-        model = AutoModelForSequenceClassification.from_pretrained(resolved, **fp32())
-    except OSError as e:
-        raise UserError(f"--teacher {spec}: not a local model directory and could not be fetched from the hub "
-                        f"({str(e).splitlines()[0]})") from None
-    return model, tokenizer, model_labels(path if path.is_dir() else None, config)
+    """(fp32 model, tokenizer, class names in output order) of any fine-tuned sequence classifier."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    resolved, path, _, labels = fine_tuned_source(spec, key="--teacher")
+    tokenizer = load_tokenizer(path) if path is not None else AutoTokenizer.from_pretrained(resolved)
+    return AutoModelForSequenceClassification.from_pretrained(resolved, **fp32()), tokenizer, labels
 
 
 @torch.no_grad()
 def label(input_path: str, teacher: str, output: str, max_length: int = 128, batch_size: int = 64,
           device: str = "auto", text_field: str = "auto") -> Path:
-    keys = read_inputs(Path(input_path), text_field)
+    keys, texts = read_inputs(Path(input_path), text_field)
     model, tokenizer, labels = load_classifier(teacher)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
     model.to(dev).eval()
-    texts = [k for kind, k in keys] if all(kind == "text" for kind, _ in keys) else None
-    if texts is None:  # ids: the texts come from the same rows
-        texts = [text.strip() for _, text, _, _ in read_file(Path(input_path), DataConfig(text_field=text_field), need_labels=False)]
     data = EncodedSplit([Example(t, 0) for t in texts], tokenizer, max_length)
     logits = np.zeros((len(texts), len(labels)), dtype=np.float32)
     t0 = time.perf_counter()

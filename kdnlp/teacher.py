@@ -212,13 +212,13 @@ def source_fingerprint(spec: str) -> dict:
     return {"source": spec, "resolved": str(path.resolve()), **{f.name: sha256_file(f) for f in files}}
 
 
-def fine_tuned_source(spec: str):
-    """(resolved source, local dir or None, config, class names in output order) of teacher.fine_tuned; reads
-    config files only (the preflight calls this before any training)."""
+def fine_tuned_source(spec: str, key: str = "teacher.fine_tuned"):
+    """(resolved source, local dir or None, config, class names in output order) of a fine-tuned model; reads
+    config files only (the preflight calls this before any training). `key` names it in messages."""
     from transformers import AutoConfig
     resolved = resolve_pretrained(spec)
     path = Path(resolved)
-    where = f"teacher.fine_tuned {spec}"
+    where = f"{key} {spec}"
     if path.is_dir():
         check_model_dir(path)
     elif path.exists() or spec.startswith((".", "/", "~")) or ("/" in spec and Path(spec.split("/")[0]).is_dir()):

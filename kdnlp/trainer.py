@@ -116,8 +116,8 @@ class Trainer(PipelineSteps):
                        device: torch.device | None = None, fixed_padding: bool = False) -> np.ndarray | TokenLogits:
         """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
 
-        Batches are packed by a token budget (eval_tokens(batch_size)), not a row count: many short rows or few
-        long ones per batch. Token classifiers give a TokenLogits: per row, the logits of its valid (labelled)
+        Batches are packed by a token budget (eval_tokens(batch_size): on CUDA by default) — many short rows or few
+        long ones per batch — or else are `batch_size` rows. Token classifiers give a TokenLogits: per row, the logits of its valid (labelled)
         positions only. With several processes each predicts a disjoint shard and all get the gathered result;
         with an explicit `device` (the CPU speed measurement, kdnlp bench) this process alone predicts
         everything, in fp32, `batch_size` rows at a time.
