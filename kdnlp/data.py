@@ -263,7 +263,9 @@ def _stratified_split(examples: list[Example], n_keep: int, seed: int) -> tuple[
     idx = np.arange(len(examples))
     y = np.array([e.label for e in examples])
     counts = np.bincount(y)
-    strat = y if counts[counts > 0].min() >= 2 else None
+    n_classes = int((counts > 0).sum())
+    # stratify when every class can go to both sides; tiny or singleton data: a seeded random split
+    strat = y if counts[counts > 0].min() >= 2 and min(n_keep, len(y) - n_keep) >= n_classes else None
     keep, rest = train_test_split(idx, train_size=n_keep, random_state=seed, stratify=strat)
     return [examples[i] for i in sorted(keep)], [examples[i] for i in sorted(rest)]
 
@@ -298,6 +300,9 @@ def load_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) -> S
         dev = to_examples(read_rows(dev_spec, cfg, "dev"), labels, labels_from)
         source = f"{'split of' if dev_spec.startswith('builtin:') else 'file'} {dev_spec}"
     else:
+        if len(train) < 2:
+            raise UserError(f"{cfg.train}: {len(train)} labelled example, too few to carve a dev split from; "
+                            "add examples or set data.dev")
         n_dev = max(1, round(len(train) * cfg.dev_ratio))
         dev, train = _stratified_split(train, n_dev, seed)
         source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed})"

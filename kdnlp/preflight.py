@@ -46,12 +46,14 @@ def teacher_config(trainer, command: str):
         return AutoConfig.from_pretrained(spec) if _has_model_type(path) else BertConfig.from_pretrained(spec)
     if command in ("train-student", "cache-logits"):
         raise UserError(f"{own}: no trained teacher yet (run kdnlp train-teacher or kdnlp distill first)")
-    from .teacher import load_pretrained_teacher  # a hub id or a missing directory: its own clear message
-    try:
+    from .teacher import HOW_TO_GET
+    if path.exists() or spec == "bert_pretrain" or spec.startswith((".", "/", "~")):
+        raise UserError(f"{spec}: teacher directory not found; {HOW_TO_GET}")
+    try:  # a hub id: its config only, never its weights
         return AutoConfig.from_pretrained(spec)
-    except OSError:
-        load_pretrained_teacher(t, ["x"], cfg.task)  # raises the UserError explaining where to get the model
-        raise
+    except OSError as e:
+        raise UserError(f"teacher.pretrained: '{spec}' is not a local directory and could not be fetched "
+                        f"from the hub ({str(e).splitlines()[0]}); {HOW_TO_GET}") from None
 
 
 def _fine_tuned_config(trainer, spec: str):

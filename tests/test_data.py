@@ -121,3 +121,15 @@ def test_tsv_label_ids_index_the_labels_file(tmp_path):
     s = load_splits(_cfg(train=str(tmp_path / "t.tsv"), test=str(tmp_path / "t.tsv"), dev=str(tmp_path / "t.tsv"),
                          labels=str(tmp_path / "names.txt")), seed=0)
     assert [e.label for e in s.test] == [1, 0]
+
+
+def test_tiny_train_files_carve_or_refuse_in_one_line(tmp_path):
+    """One example cannot be split; four examples of two classes (dev 1 < 2 classes) split at random, no traceback."""
+    from kdnlp.errors import UserError
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps([{"text": "a", "label": "p"}]), encoding="utf-8")
+    with pytest.raises(UserError, match="too few to carve a dev split"):
+        load_splits(_cfg(train=str(p), test=str(p)), seed=0)
+    p.write_text(json.dumps([{"text": t, "label": l} for t, l in zip("abcd", "pnpn")]), encoding="utf-8")
+    s = load_splits(_cfg(train=str(p), test=str(p)), seed=0)
+    assert len(s.dev) == 1 and len(s.train) == 3
