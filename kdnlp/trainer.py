@@ -386,7 +386,7 @@ class Trainer(PipelineSteps):
         model, tokenizer = self.build_student()
         hp = cfg.student
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
-              f"loss = {cfg.distill.alpha}*CE + {cfg.distill.T}*{cfg.distill.loss}"
+              f"loss = {cfg.distill.alpha}*{'BCE' if cfg.task == 'multilabel' else 'CE'} + {cfg.distill.T}*{cfg.distill.loss}"
               + (f" + intermediate ({cfg.distill.intermediate if isinstance(cfg.distill.intermediate, str) else 'list'})"
                  if cfg.distill.intermediate else ""))
         if cfg.distill.intermediate:
