@@ -49,6 +49,11 @@ AUG=(--set augment.enabled=true --set augment.n_samples=4)
 want rte && step rte bert3_aug train-student --config configs/rte.yaml "${AUG[@]}" --set student.epochs=2 --set student.name=bert3_aug
 want rte && step rte bilstm_aug train-student --config configs/rte.yaml "${AUG[@]}" "${BILSTM[@]}" \
   --set student.embedding_dim=384 --set student.siamese=true --set student.epochs=3 --set student.name=bilstm_aug
-want goemotions && dataset goemotions 3 3 4 384 false                                 # all 43,410
+# GoEmotions: the distilled rows use mse on logits like the other sets; *_bce rows the config's bce on sigmoid(t/T).
+want goemotions && dataset goemotions 3 3 4 384 false --set distill.loss=mse          # all 43,410
+want goemotions && step goemotions bert3_bce train-student --config configs/goemotions.yaml --set student.epochs=3 \
+  --set student.name=bert3_bce
+want goemotions && step goemotions bilstm_bce train-student --config configs/goemotions.yaml "${BILSTM[@]}" \
+  --set student.embedding_dim=384 --set student.siamese=false --set student.epochs=4 --set student.name=bilstm_bce
 want afqmc      && dataset afqmc      2 1 3 256 true  --set data.max_train_examples=8000   # of 30,901 left after carving dev
 python benchmarks/summarize_shapes.py saved_dict | tee saved_dict/pairs_multilabel.md

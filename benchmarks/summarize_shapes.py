@@ -8,7 +8,8 @@ from pathlib import Path
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "saved_dict")
 POSITIVE = {"rte": "entailment", "mrpc": "1", "afqmc": "1"}
-MODELS = ("teacher", "bert3", "bert3_alone", "bert3_aug", "bilstm", "bilstm_alone", "bilstm_aug")  # *_aug: RTE only
+MODELS = ("teacher", "bert3", "bert3_alone", "bert3_aug", "bert3_bce",  # *_aug: RTE only, *_bce: GoEmotions only
+          "bilstm", "bilstm_alone", "bilstm_aug", "bilstm_bce")
 
 
 def row(name: str, model: str) -> str | None:
