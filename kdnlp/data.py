@@ -280,35 +280,37 @@ def split_specs(cfg: DataConfig) -> tuple[str, str | None, str]:
     return cfg.train, dev_spec, test_spec
 
 
-def load_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) -> Splits:
+def load_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False, *, examples=to_examples,
+                infer=infer_labels, split=_stratified_split, split_name: str = "") -> Splits:
     """Read train/dev/test; labels come from data.labels or, sorted, from train.
 
-    allow_unlabelled: train rows without a label are kept as unlabelled texts (never in dev, never subsampled)."""
+    allow_unlabelled: train rows without a label are kept as unlabelled texts (never in dev, never subsampled).
+    Another label shape (multi-label) passes its own rows -> examples, label inference and dev/subsample split."""
     _, dev_spec, test_spec = split_specs(cfg)
     train_rows = read_rows(cfg.train, cfg, "train")
     if cfg.labels:
         labels, labels_from = read_labels_file(cfg.labels), "file"
     else:
-        labels, labels_from = infer_labels(train_rows), "inferred"
+        labels, labels_from = infer(train_rows), "inferred"
     if not labels:
         raise UserError(f"{cfg.train}: no row has a label (check data.label_field)")
-    train = to_examples(train_rows, labels, labels_from, allow_unlabelled)
+    train = examples(train_rows, labels, labels_from, allow_unlabelled)
     unlabelled = [e for e in train if e.label == UNLABELLED]
     train = [e for e in train if e.label != UNLABELLED]
-    test = to_examples(read_rows(test_spec, cfg, "test"), labels, labels_from)
+    test = examples(read_rows(test_spec, cfg, "test"), labels, labels_from)
     if dev_spec:
-        dev = to_examples(read_rows(dev_spec, cfg, "dev"), labels, labels_from)
+        dev = examples(read_rows(dev_spec, cfg, "dev"), labels, labels_from)
         source = f"{'split of' if dev_spec.startswith('builtin:') else 'file'} {dev_spec}"
     else:
         if len(train) < 2:
             raise UserError(f"{cfg.train}: {len(train)} labelled example, too few to carve a dev split from; "
                             "add examples or set data.dev")
         n_dev = max(1, round(len(train) * cfg.dev_ratio))
-        dev, train = _stratified_split(train, n_dev, seed)
-        source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed})"
+        dev, train = split(train, n_dev, seed)
+        source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed}{split_name})"
     unused = []
     if cfg.max_train_examples and cfg.max_train_examples < len(train):
-        train, unused = _stratified_split(train, cfg.max_train_examples, seed)
+        train, unused = split(train, cfg.max_train_examples, seed)
     splits = Splits(train + unlabelled, dev, test, labels, source, unused)
     check_pairs(splits)
     return splits

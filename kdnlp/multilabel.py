@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-from .data import (EncodedSplit, Example, Splits, check_pairs, infer_labels, read_labels_file, read_rows, row_extras,
-                   split_specs)
+from .data import EncodedSplit, Example, Splits, infer_labels, load_splits, row_extras
 from .errors import UserError
 from .losses import DistillLoss
 
@@ -111,30 +110,20 @@ def iterative_split(label_sets: list[tuple], n_first: int, seed: int) -> tuple[l
 
 
 def load_multilabel_splits(cfg: DataConfig, seed: int, allow_unlabelled: bool = False) -> Splits:
-    """Like data.load_splits; a row without labels is an error unless data.allow_empty_labels (then it is an
-    example whose gold is 'no label', also for allow_unlabelled: multi-label has no unlabelled-text mode)."""
-    _, dev_spec, test_spec = split_specs(cfg)
-    train_rows = read_rows(cfg.train, cfg, "train")
-    if cfg.labels:
-        labels, labels_from = read_labels_file(cfg.labels), "file"
-    else:
-        tokens = [t for r in train_rows for t in _tokens(r[2], cfg.label_separator)]
-        labels, labels_from = infer_labels([(None, None, t) for t in tokens]), "inferred"
-    train = to_examples(train_rows, labels, labels_from, cfg)
-    test = to_examples(read_rows(test_spec, cfg, "test"), labels, labels_from, cfg)
-    if dev_spec:
-        dev = to_examples(read_rows(dev_spec, cfg, "dev"), labels, labels_from, cfg)
-        source = f"file {dev_spec}"
-    else:
-        dev_idx, train_idx = iterative_split([e.label for e in train], max(1, round(len(train) * cfg.dev_ratio)), seed)
-        dev, train = [train[i] for i in dev_idx], [train[i] for i in train_idx]
-        source = f"carved from train (dev_ratio={cfg.dev_ratio}, seed={seed}, iterative stratification)"
-    if cfg.max_train_examples and cfg.max_train_examples < len(train):
-        keep, _ = iterative_split([e.label for e in train], cfg.max_train_examples, seed)
-        train = [train[i] for i in keep]
-    splits = Splits(train, dev, test, labels, source)
-    check_pairs(splits)
-    return splits
+    """data.load_splits with label sets: a row without labels is an error unless data.allow_empty_labels (then its
+    gold is 'no label', also for allow_unlabelled: multi-label has no unlabelled-text mode); dev carving and
+    data.max_train_examples use iterative stratification."""
+    def examples(rows, labels, labels_from, _allow_unlabelled=False):
+        return to_examples(rows, labels, labels_from, cfg)
+
+    def infer(rows):
+        return infer_labels([(None, None, t) for r in rows for t in _tokens(r[2], cfg.label_separator)])
+
+    def split(exs: list[Example], n_keep: int, seed: int):
+        keep, rest = iterative_split([e.label for e in exs], n_keep, seed)
+        return [exs[i] for i in keep], [exs[i] for i in rest]
+
+    return load_splits(cfg, seed, examples=examples, infer=infer, split=split, split_name=", iterative stratification")
 
 
 # ---------------------------------------------------------------- batches, losses
