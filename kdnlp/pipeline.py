@@ -25,7 +25,7 @@ from .fileio import recover_dir, sha256_file, write_json
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, load_model_dir, save_model_dir
 from .ner import IGNORE
 from .report import classification_metrics, format_report
-from .teacher import load_fine_tuned, load_tokenizer, resolve_pretrained, source_fingerprint
+from .teacher import from_hub, load_fine_tuned, load_tokenizer, locate, source_fingerprint
 from .teacher_outputs import align, check_loss, read_outputs
 from .vocab import build_vocab_file
 
@@ -73,10 +73,11 @@ class PipelineSteps:
             return load_tokenizer(tdir)
         t = self.cfg.teacher
         if t.pretrained is not None:
-            path = Path(resolve_pretrained(t.pretrained))
-            if not path.is_dir():
-                raise UserError(f"{t.pretrained}: teacher directory not found; its tokenizer is needed for the student")
-            return load_tokenizer(path)
+            resolved, path = locate(t.pretrained, "teacher.pretrained")
+            if path is not None:
+                return load_tokenizer(path)
+            from transformers import AutoTokenizer
+            return from_hub("teacher.pretrained", t.pretrained, lambda: AutoTokenizer.from_pretrained(resolved))
         from transformers import BertTokenizer
         return BertTokenizer(str(self._vocab_file()))
 

@@ -281,3 +281,42 @@ def test_outputs_for_a_whole_file_with_a_subsample(write_config, tiny_data, tmp_
     cfg = write_config({"teacher": {"outputs": str(p)}, "data": {"max_train_examples": 50}, "student": {"epochs": 1}})
     assert main(["train-student", "--config", str(cfg)]) == 0
     assert "teacher outputs: 50 training rows" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- teacher.pretrained with a head already (issue 21)
+
+def _logits(model, tok, texts):
+    with torch.no_grad():
+        return model.eval()(**tok(texts, padding=True, return_tensors="pt")).logits
+
+
+def test_pretrained_with_a_head_reordered_by_name_or_fresh(hf_teacher, tmp_path, capsys):
+    """hf_teacher's head is (pos, neg); the data's labels are (neg, pos). Fine-tuned again as teacher.pretrained,
+    row 0 must still mean neg: the rows are reordered by name. Names that are not the data's get a fresh head,
+    generic LABEL_i names keep their rows by index only when data.labels gives the order."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kdnlp.config import TeacherConfig
+    from kdnlp.teacher import load_pretrained_teacher
+    original = AutoModelForSequenceClassification.from_pretrained(hf_teacher)
+    tok = AutoTokenizer.from_pretrained(hf_teacher)
+    texts = ["好棒好棒", "差烂差烂", "我很开心"]
+    model, _ = load_pretrained_teacher(TeacherConfig(pretrained=str(hf_teacher)), ["neg", "pos"])
+    assert torch.allclose(_logits(model, tok, texts), _logits(original, tok, texts)[:, [1, 0]], atol=1e-5)
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+    line = capsys.readouterr().out.strip()
+    assert len(line.splitlines()) == 1 and "rows reordered by name" in line, line
+    saved = original.classifier.weight
+    fresh, _ = load_pretrained_teacher(TeacherConfig(pretrained=str(hf_teacher)), ["bad", "good"])
+    assert "with a fresh head (its names are not the data's" in capsys.readouterr().out
+    assert not torch.allclose(fresh.classifier.weight, saved) and not torch.allclose(fresh.classifier.weight, saved[[1, 0]])
+    # the same checkpoint with generic names: rows by index with data.labels, a fresh head without
+    generic = tmp_path / "generic"
+    original.config.id2label, original.config.label2id = {0: "LABEL_0", 1: "LABEL_1"}, {"LABEL_0": 0, "LABEL_1": 1}
+    original.save_pretrained(generic)
+    tok.save_pretrained(generic)
+    kept, _ = load_pretrained_teacher(TeacherConfig(pretrained=str(generic)), ["pos", "neg"], by_index=True)
+    assert torch.equal(kept.classifier.weight, saved) and "keeping its rows" in capsys.readouterr().out
+    redrawn, _ = load_pretrained_teacher(TeacherConfig(pretrained=str(generic)), ["pos", "neg"])
+    assert not torch.allclose(redrawn.classifier.weight, saved)
+    assert "fresh head (generic names; set data.labels" in capsys.readouterr().out
