@@ -10,13 +10,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .config import DataConfig
 from .data import EncodedSplit, Example, read_file
 from .errors import UserError
-from .teacher import fine_tuned_source, fp32, load_tokenizer
+from .teacher import fine_tuned_source, fp32, from_hub, load_tokenizer
 from .teacher_outputs import write_outputs
 
 
@@ -42,23 +39,24 @@ def load_classifier(spec: str):
     """(fp32 model, tokenizer, class names in output order) of any fine-tuned sequence classifier."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     resolved, path, _, labels = fine_tuned_source(spec, key="--teacher")
-    tokenizer = load_tokenizer(path) if path is not None else AutoTokenizer.from_pretrained(resolved)
+    tokenizer = load_tokenizer(path) if path is not None else from_hub(
+        "--teacher", spec, lambda: AutoTokenizer.from_pretrained(resolved))
     return AutoModelForSequenceClassification.from_pretrained(resolved, **fp32()), tokenizer, labels
 
 
-@torch.no_grad()
 def label(input_path: str, teacher: str, output: str, max_length: int = 128, batch_size: int = 64,
           device: str = "auto", text_field: str = "auto") -> Path:
+    """The teacher's logits for every input, through the same device rule (pick_device: --device cuda without a
+    GPU is one line) and the same batched inference (Trainer.predict_logits) as the logit cache."""
+    from .config import config_from_dict
+    from .trainer import Trainer
     keys, texts = read_inputs(Path(input_path), text_field)
+    trainer = Trainer(config_from_dict({"data": {"max_length": max_length}, "train": {"device": device}}))
     model, tokenizer, labels = load_classifier(teacher)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
-    model.to(dev).eval()
-    data = EncodedSplit([Example(t, 0) for t in texts], tokenizer, max_length)
-    logits = np.zeros((len(texts), len(labels)), dtype=np.float32)
+    model.to(trainer.device)
     t0 = time.perf_counter()
-    for batch in data.eval_batches(batch_size):  # length-sorted; rows restored by index
-        out = model(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev)).logits
-        logits[batch["index"].numpy()] = out.float().cpu().numpy()
+    logits = trainer.predict_logits(model, EncodedSplit([Example(t, 0) for t in texts], tokenizer, max_length),
+                                    batch_size, desc="label", device=trainer.device)
     seconds = time.perf_counter() - t0
     write_outputs(Path(output), labels, keys, logits)
     print(f"label: {len(texts)} texts in {seconds:.1f}s ({len(texts) / seconds:.0f}/s) by {teacher} "

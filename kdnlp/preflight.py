@@ -93,11 +93,15 @@ def check(trainer, command: str) -> None:
     """Everything the config fixes, for `command`; raises UserError (one line, exit 2) before any training."""
     cfg = trainer.cfg
     splits = trainer.splits  # data files, label files, labels: read and validated here
-    if cfg.teacher.outputs is not None:
+    if cfg.teacher.outputs is not None and trainer_needs_logits(cfg):  # T = 0: the file is not read at all
         from .teacher_outputs import align, check_loss
         if cfg.augment.enabled and cfg.teacher.fine_tuned is None:
             raise UserError("augment: the transfer set is labelled by a teacher model; teacher.outputs cannot label "
                             "new texts (set augment.enabled: false, or teacher.fine_tuned)")
+        if cfg.augment.enabled:  # teacher.fine_tuned would label the augmented rows: two teachers, two scales
+            raise UserError("augment: the augmented texts would be labelled by teacher.fine_tuned while the original "
+                            "rows get teacher.outputs: two teachers mixed on different scales; set augment.enabled: "
+                            "false, or drop teacher.outputs so that teacher.fine_tuned labels both")
         outputs = trainer.supplied_outputs()  # every row validated
         check_loss(outputs, cfg.distill.loss)
         if command in ("distill", "train-student"):
