@@ -73,8 +73,7 @@ def check_student(trainer, config) -> None:
     if config is None or st.type not in MODEL_STUDENTS:
         return
     n = config.num_hidden_layers
-    default_k = None if st.type == "fastbert" else 6
-    layers = student_layers(st, n, default_k)  # raises for a depth or a layer index the teacher does not have
+    layers = student_layers(st, n)  # raises for a depth or a layer index the teacher does not have
     if st.type == "theseus" and len(layers) >= n:
         raise UserError(f"student.num_layers: theseus needs fewer layers than the teacher's {n}, got {len(layers)}")
     if st.type in ("theseus", "fastbert") and config.model_type != "bert":

@@ -251,7 +251,7 @@ def test_small_things(write_config, tmp_path):
     assert config_from_dict({"student": {"type": "fastbert"}}).student.num_layers is None  # = the teacher's depth
     assert config_from_dict({"student": {"type": "bert"}}).student.num_layers == 6
     from kdnlp.students.truncated_bert import student_layers
-    assert student_layers(config_from_dict({"student": {"type": "fastbert"}}).student, 12, default_k=None) == list(range(12))
+    assert student_layers(config_from_dict({"student": {"type": "fastbert"}}).student, 12) == list(range(12))
 
 
 def test_fine_tuned_ner_tagger_with_its_own_tag_order(write_config, tmp_path, capsys):
