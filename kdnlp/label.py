@@ -3,7 +3,8 @@
 Runs any fine-tuned local (or hub) sequence classifier over texts and writes its logits as a teacher.outputs file,
 so the teacher and the student can run on different machines (the teacher on a GPU box, the student on a laptop).
 No config is needed: the labels are the model's own (labels.txt or config.id2label), named in the file's header,
-and a config reading the file matches them to its data's labels by name.
+and a config reading the file matches them to its data's labels by name (generic LABEL_i names by index, when
+data.labels gives the order).
 """
 from __future__ import annotations
 
