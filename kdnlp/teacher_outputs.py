@@ -235,11 +235,11 @@ def check_loss(outputs: TeacherOutputs, loss: str) -> None:
                         "teacher.outputs_type: logits if they are logits")
 
 
-def write_outputs(path: Path, labels: list[str], keys: list[tuple[str, str]], logits: np.ndarray) -> None:
-    """kdnlp label: header + one {"text"|"id": ..., "logits": [...]} row per input, written atomically."""
+def write_outputs(path: Path, labels: list[str], keys: list[dict], logits: np.ndarray) -> None:
+    """kdnlp label: header + one {"text" [, "text_b"] | "id": ..., "logits": [...]} row per input, written atomically."""
     from .fileio import write_text
     lines = [json.dumps({"labels": labels}, ensure_ascii=False)]
-    for (key_kind, key), row in zip(keys, logits):
+    for key, row in zip(keys, logits):
         # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
-        lines.append(json.dumps({key_kind: key, "logits": [float(x) for x in row]}, ensure_ascii=False))
+        lines.append(json.dumps({**key, "logits": [float(x) for x in row]}, ensure_ascii=False))
     write_text(path, "\n".join(lines) + "\n")

@@ -458,3 +458,17 @@ def test_label_device_cuda_without_gpu_is_one_line(hf_teacher, tiny_data, tmp_pa
     err = _err(capsys, ["label", "--input", str(tiny_data["train"]), "--teacher", str(hf_teacher),
                         "--output", str(tmp_path / "o.jsonl"), "--device", "cuda"])
     assert "CUDA is not available" in err and not (tmp_path / "o.jsonl").exists()
+
+
+def test_label_on_pairs_writes_both_texts(tiny_bert, tmp_path, capsys):
+    """kdnlp label on a pair file keys each row by both texts: two pairs sharing a first sentence stay apart."""
+    from kdnlp.data import Example
+    from kdnlp.teacher_outputs import align, read_outputs
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("sentence1\tsentence2\n好棒\t差烂\n好棒\t我很开心\n", encoding="utf-8")
+    rows = _label(tiny_bert, pairs, tmp_path / "o.jsonl", capsys)
+    assert [(r["text"], r["text_b"]) for r in rows[1:]] == [("好棒", "差烂"), ("好棒", "我很开心")]
+    assert rows[1]["logits"] != rows[2]["logits"]
+    train = [Example("好棒", 0, text_b="我很开心"), Example("好棒", 1, text_b="差烂")]
+    got = align(read_outputs(str(tmp_path / "o.jsonl"), ["a", "b"], by_index=True), train, [])
+    np.testing.assert_allclose(got, [rows[2]["logits"], rows[1]["logits"]], rtol=1e-6)
