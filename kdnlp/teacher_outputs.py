@@ -133,7 +133,7 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
         _check_row(values, at, kind[0])
         kinds.add(kind[0])
         key_kinds.add(key)
-        keys.append(text_key(str(rec["text"]), rec.get("text_b")) if key == "text" else str(rec[key]))
+        keys.append(text_key(str(rec["text"]), rec.get("text_b") or None) if key == "text" else str(rec[key]))
         rows.append(values)
         where.append(at)
     if not rows:
