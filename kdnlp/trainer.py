@@ -329,7 +329,7 @@ class Trainer(PipelineSteps):
             print(f"teacher: random BERT ({model.config.num_hidden_layers} layers, hidden {model.config.hidden_size}; "
                   f"{time.perf_counter() - t0:.1f}s)")
         else:
-            model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
+            model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task, cfg.data.labels is not None)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters; loaded in "
                   f"{time.perf_counter() - t0:.1f}s)")
         model.config.problem_type = self.task.problem_type  # e.g. multi_label_classification: HF's sigmoid head

@@ -138,7 +138,7 @@ def from_bert(bert_classifier) -> FastBertForSequenceClassification:
 
 def build(cfg, ctx):
     teacher = ctx.fine_tuned_teacher()  # num_layers unset: the whole teacher as the backbone (exits do the speed-up)
-    layers = student_layers(cfg.student, teacher.config.num_hidden_layers, default_k=None)
+    layers = student_layers(cfg.student, teacher.config.num_hidden_layers)
     return from_bert(truncate(teacher, layers)), ctx.teacher_tokenizer()
 
 
