@@ -201,12 +201,13 @@ class Trainer(Inference, PipelineSteps):
             epoch_seconds = time.perf_counter() - t0
             # all processes' examples: the epoch's loss and speed, as with one process; the one read of the epoch
             train_loss, seen, parts = running.totals(accelerator)
-            state["history"].append({"epoch": epoch, "train_loss": train_loss, "epoch_seconds": round(epoch_seconds, 2),
-                                     "train_parts": parts})
+            state["history"].append({"epoch": epoch, "train_loss": train_loss,
+                                     "epoch_seconds": round(epoch_seconds, 2), "train_parts": parts})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in parts.items()) if len(parts) > 1 else ""  # ce + mse, ...
             print(f"{name} epoch {epoch}: train loss {train_loss:.4f}{f' ({shown})' if shown else ''}, "
                   f"{epoch_seconds:.1f}s ({seen / epoch_seconds:.0f} examples/s)")
-            accelerator.log({"train_loss": train_loss, **{f"train/{k}": v for k, v in parts.items()}}, step=state["step"])
+            accelerator.log({"train_loss": train_loss, **{f"train/{k}": v for k, v in parts.items()}},
+                            step=state["step"])
             if stop or evaluate_dev(epoch):
                 break
             if self.is_main:  # after every completed epoch: what --resume continues from
