@@ -3,6 +3,7 @@
     pick_device, seed_everything     where training runs; the seeded draws (initialisation, shuffling, dropout)
     make_optimizer, linear_schedule  AdamW without weight decay on biases and LayerNorm weights; linear warmup/decay
     optimizer_steps, accumulation    gradient-accumulation arithmetic: steps per run, each batch's group
+    labelled_positions               token-level batches (NER, masked LM): the positions that have a label
     RunningLoss                      the epoch's loss and its parts, summed on the device (no per-step host sync)
     EpochProgress                    the progress bar, or a line per tenth of an epoch without a terminal
 """
@@ -16,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import UserError
+from .ner import IGNORE
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")  # parameter names trained without weight decay
 
@@ -72,6 +74,16 @@ def accumulation(i: int, n_batches: int, accum: int) -> tuple[int, bool]:
     return size, i + 1 == group_start + size
 
 
+def labelled_positions(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) of the labelled positions (label != IGNORE) of a token-level batch, in row order: logits
+    (rows, length, classes) on the device -> (positions, classes); `labels`: the batch's host copy (rows, length).
+    The positions are found on the host: a boolean mask on the device (logits[labels != IGNORE]) makes the host
+    wait for the GPU at every step, to learn how many positions the result has."""
+    flat = labels.flatten()
+    index = (flat != IGNORE).nonzero().squeeze(1)
+    return logits.flatten(0, 1)[index.to(logits.device, non_blocking=True)], flat[index]
+
+
 class RunningLoss:
     """An epoch's training loss and its parts (ce, mse, a layer match, ...), each summed times the batch's rows.
 
@@ -114,7 +126,9 @@ class EpochProgress:
     def __init__(self, name: str, epoch: int, epochs: int, n_batches: int, is_main: bool, processes: int):
         self.name, self.epoch, self.n_batches, self.processes = name, epoch, n_batches, processes
         self.bar = tqdm(total=n_batches, desc=f"{name} epoch {epoch}/{epochs}", disable=None if is_main else True)
-        self.log_every = max(1, n_batches // 10) if self.bar.disable and is_main else 0
+        # the batches after which a line is printed: one at each tenth of the epoch (9, or n_batches - 1 if fewer)
+        tenths = {math.ceil(k * n_batches / 10) for k in range(1, 10)} - {n_batches}
+        self.log_at = tenths if self.bar.disable and is_main else set()
         self.show_every = max(1, min(50, n_batches // 20))
 
     def update(self, i: int, running: RunningLoss, best_dev: float, seconds: float) -> None:
@@ -122,7 +136,7 @@ class EpochProgress:
         self.bar.update(1)
         if (i + 1) % self.show_every == 0 and not self.bar.disable:
             self.bar.set_postfix(loss=f"{running.mean():.4f}", dev=f"{max(best_dev, 0):.4f}")
-        if self.log_every and (i + 1) % self.log_every == 0 and i + 1 < self.n_batches:
+        if i + 1 in self.log_at:
             print(f"{self.name} epoch {self.epoch}: batch {i + 1}/{self.n_batches}, loss {running.mean():.4f}, "
                   f"{running.rows * self.processes / seconds:.0f} examples/s", flush=True)
 

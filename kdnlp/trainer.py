@@ -30,10 +30,9 @@ from .errors import UserError
 from .fileio import dir_size, write_json, write_text
 from .inference import Inference
 from .intermediate import IntermediateDistiller
-from .loop import (EpochProgress, RunningLoss, accumulation, linear_schedule, make_optimizer, optimizer_steps,
-                   pick_device, seed_everything)  # pick_device: also imported from here (kdnlp.trainer.pick_device)
+from .loop import (EpochProgress, RunningLoss, accumulation, labelled_positions, linear_schedule, make_optimizer,
+                   optimizer_steps, pick_device, seed_everything)  # pick_device: also imported from here (kdnlp.trainer.pick_device)
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir
-from .ner import IGNORE
 from .pipeline import PipelineSteps
 from .report import comparison_table
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
@@ -148,14 +147,13 @@ class Trainer(Inference, PipelineSteps):
         def batch_loss(batch: dict) -> tuple[torch.Tensor, dict]:
             """The forward pass and the loss of one batch: (loss, its parts as detached device tensors)."""
             inputs = model_inputs(raw_model, batch, self.device, non_blocking=cuda)  # pairs: token types / sides
-            labels = batch["labels"].to(self.device, non_blocking=cuda)
             tl = batch["teacher_logits"].to(self.device, non_blocking=cuda) if teacher_logits is not None else None
             with self._autocast():
                 outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
-            logits = outputs.logits
-            if logits.dim() == 3:  # token classification: only labelled positions count, in row order
-                valid = labels != IGNORE
-                logits, labels = logits[valid], labels[valid]
+            logits, labels = outputs.logits, batch["labels"]
+            if logits.dim() == 3:  # token classification, masked LM: only labelled positions count, in row order
+                logits, labels = labelled_positions(logits, labels)
+            labels = labels.to(self.device, non_blocking=cuda)
             if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
                 return loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
             return loss_fn(logits, labels, tl)
