@@ -201,10 +201,11 @@ class Trainer(Inference, PipelineSteps):
             train_loss, seen, parts = running.totals(accelerator)
             state["history"].append({"epoch": epoch, "train_loss": train_loss,
                                      "epoch_seconds": round(epoch_seconds, 2), "train_parts": parts})
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in parts.items()) if len(parts) > 1 else ""  # ce + mse, ...
-            print(f"{name} epoch {epoch}: train loss {train_loss:.4f}{f' ({shown})' if shown else ''}, "
-                  f"{epoch_seconds:.1f}s ({seen / epoch_seconds:.0f} examples/s)")
-            accelerator.log({"train_loss": train_loss, **{f"train/{k}": v for k, v in parts.items()}},
+            shown = parts if len(parts) > 1 else {}  # ce, mse, ...: a loss of one part is the loss itself
+            detail = " (" + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()) + ")" if shown else ""
+            print(f"{name} epoch {epoch}: train loss {train_loss:.4f}{detail}, {epoch_seconds:.1f}s "
+                  f"({seen / epoch_seconds:.0f} examples/s)")
+            accelerator.log({"train_loss": train_loss, **{f"train/{k}": v for k, v in shown.items()}},
                             step=state["step"])
             if stop or evaluate_dev(epoch):
                 break
