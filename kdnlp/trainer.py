@@ -42,6 +42,8 @@ from .tracking import start_run, tracker_kwargs
 
 
 class Trainer(Inference, PipelineSteps):
+    """One run's config, device and data; fit() is the training loop, the rest is the order of the steps."""
+
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
         self.resume = resume  # --resume: continue interrupted training from <output_dir>/<name>.resume
