@@ -152,7 +152,7 @@ class BranchSelfDistillation:
         kls = [nn.functional.kl_div(torch.log_softmax(b.float(), dim=-1), target, reduction="batchmean", log_target=True)
                for b in outputs.branch_logits]
         total = torch.stack(kls).mean()
-        return total, {"branch_kl": total.item()}
+        return total, {"branch_kl": total.detach()}  # no .item(): a host sync every step
 
 
 def fit(trainer, model, tokenizer, loss_fn, teacher_logits, train_examples):
