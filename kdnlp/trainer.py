@@ -31,6 +31,7 @@ from .fileio import dir_size, write_json, write_text
 from .intermediate import IntermediateDistiller
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir
 from .ner import IGNORE, TokenLogits
+from .pairs import input_kind, record_input
 from .pipeline import PipelineSteps
 from .report import comparison_table
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
@@ -161,8 +162,10 @@ class Trainer(PipelineSteps):
         cfg, splits, task = self.cfg, splits or self.splits, task or self.task
         t_start = time.perf_counter()
         seed_everything(cfg.train.seed)
-        train = task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
-        dev = task.encode(splits.dev, tokenizer, cfg.data.max_length)
+        kind = input_kind(model)  # sentence pairs: tokenised once, jointly or per side, as this model reads them
+        train = task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length, kind)
+        dev = task.encode(splits.dev, tokenizer, cfg.data.max_length, kind)
+        record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # saved in config.json: what predict must give it
         t_encoded = time.perf_counter()
         cuda = self.device.type == "cuda"
         model.to(self.device)
@@ -405,7 +408,7 @@ class Trainer(PipelineSteps):
         model, tokenizer, labels = load_model_dir(mdir, self.cfg.task)
         self._check_labels(labels, mdir)
         model.to(self.device)
-        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length)
+        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length, input_kind(model))
         batch_size = 64
         t0 = time.perf_counter()
         logits = self.predict_logits(model, test, batch_size, desc=f"{name} test")
@@ -415,7 +418,7 @@ class Trainer(PipelineSteps):
         speed = len(self.splits.test) / seconds
         cpu_speed = speed
         if self.device.type != "cpu" and self.is_main:  # the table compares CPU speed: measure it on a slice of test
-            sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
+            sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length, input_kind(model))
             model.to("cpu")
             t1 = time.perf_counter()
             self.predict_logits(model, sub, batch_size, device=torch.device("cpu"))
