@@ -202,7 +202,7 @@ def pair_config(tmp_path, write_config):
                          "student": {"siamese": True, "epochs": 1}, "teacher": {"epochs": 1}})
 
 
-def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, capsys):
+def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, capsys, monkeypatch):
     assert main(["distill", "--config", str(pair_config)]) == 0
     report = json.loads((tmp_path / "out" / "student" / "report.json").read_text())
     # the report's accuracy is the siamese student's, on these 30 test pairs: recomputed from its predictions
@@ -214,8 +214,18 @@ def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, c
     assert config["siamese"] is True and config["kdnlp_input"] == {"text_pairs": True, "max_length": 32}
     capsys.readouterr()
     # the teacher's logit cache is reused for the same pairs ...
+    import kdnlp.data
+    calls = {"joint": [], "sides": []}  # texts per tokenizer pass, through the two encoders EncodedSplit uses
+    for name, kind in (("encode_pairs", "joint"), ("encode", "sides")):
+        real = getattr(kdnlp.data, name)
+        monkeypatch.setattr(kdnlp.data, name, lambda tok, a, *rest, real=real, kind=kind:
+                            calls[kind].append(len(a)) or real(tok, a, *rest))
     assert main(["train-student", "--config", str(pair_config), "--set", "student.name=again"]) == 0
     assert "logit cache: reusing" in capsys.readouterr().out
+    # ... and the siamese student's run tokenises each split once, both sides in one pass (108 train, 12 dev
+    # carved from the 120, 30 test pairs), never jointly: that encoding is for the teacher
+    assert calls == {"joint": [], "sides": [2 * 108, 2 * 12, 2 * 30]}
+    monkeypatch.undo()
     # ... and recomputed when only a second text changes
     path = tmp_path / "train.tsv"
     lines = path.read_text(encoding="utf-8").splitlines()
