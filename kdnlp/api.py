@@ -80,8 +80,8 @@ def model_task(config) -> str:
 
 def predict(model_dir: str | Path, texts: list | str, batch_size: int = 64, *, task: str | None = None,
             max_length: int | None = None, device: str = "auto") -> list[dict]:
-    """Labels and probabilities (classification, multilabel) or entities (ner) for `texts` — strings, or
-    (first, second) tuples for a sentence-pair model — from a model folder kdnlp saved.
+    """Labels and probabilities (classification, multilabel) or entities (ner) for `texts` — a string, a list of
+    strings, or a list of (first, second) tuples for a sentence-pair model — from a model folder kdnlp saved.
 
     The model's own config.json decides the task (its head: token classifier, multi-label problem_type and
     thresholds) and max_length (recorded at training); a model trained before max_length was recorded takes it
@@ -91,7 +91,7 @@ def predict(model_dir: str | Path, texts: list | str, batch_size: int = 64, *, t
     from .config import config_from_dict
     from .trainer import Trainer
     model_dir = Path(model_dir)
-    if isinstance(texts, (str, tuple)):
+    if isinstance(texts, str):
         texts = [texts]
     if not texts:
         raise UserError("predict: give at least one text")

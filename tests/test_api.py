@@ -84,6 +84,13 @@ def test_predict_takes_max_length_from_the_model_not_a_default(distilled, tmp_pa
     assert moved[0]["probabilities"] == pytest.approx(here[0]["probabilities"], abs=1e-6)
     assert kdnlp.predict(cfg.out / "student", long_text, max_length=128)[0]["probabilities"] != \
         pytest.approx(here[0]["probabilities"], abs=1e-6)  # the length is not moot for this text
+    # a model that does not record it, away from its run's config: an error that says what to pass, not a guess
+    config = tmp_path / "moved" / "student" / "config.json"
+    config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "kdnlp_input"}))
+    (config.parent / "kdnlp_manifest.json").unlink()  # its recorded sizes no longer hold for the edited config
+    with pytest.raises(UserError, match="its max_length is not recorded .*; pass max_length="):
+        kdnlp.predict(tmp_path / "moved" / "student", long_text)
+    assert kdnlp.predict(tmp_path / "moved" / "student", long_text, max_length=32) == here
 
 
 def test_resolved_config_reproduces_the_run(distilled):
