@@ -214,11 +214,11 @@ def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, c
     assert config["siamese"] is True and config["kdnlp_input"] == {"text_pairs": True, "max_length": 32}
     capsys.readouterr()
     # the teacher's logit cache is reused for the same pairs ...
-    import kdnlp.data
+    from kdnlp import data as data_module
     calls = {"joint": [], "sides": []}  # texts per tokenizer pass, through the two encoders EncodedSplit uses
     for name, kind in (("encode_pairs", "joint"), ("encode", "sides")):
-        real = getattr(kdnlp.data, name)
-        monkeypatch.setattr(kdnlp.data, name, lambda tok, a, *rest, real=real, kind=kind:
+        real = getattr(data_module, name)
+        monkeypatch.setattr(data_module, name, lambda tok, a, *rest, real=real, kind=kind:
                             calls[kind].append(len(a)) or real(tok, a, *rest))
     assert main(["train-student", "--config", str(pair_config), "--set", "student.name=again"]) == 0
     assert "logit cache: reusing" in capsys.readouterr().out
