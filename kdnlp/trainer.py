@@ -163,9 +163,8 @@ class Trainer(PipelineSteps):
         t_start = time.perf_counter()
         seed_everything(cfg.train.seed)
         kind = input_kind(model)  # sentence pairs: tokenised once, jointly or per side, as this model reads them
-        train = task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length, kind)
-        dev = task.encode(splits.dev, tokenizer, cfg.data.max_length, kind)
-        record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # saved in config.json: what predict must give it
+        train, dev = (task.encode(x, tokenizer, cfg.data.max_length, kind) for x in (train_examples or splits.train, splits.dev))
+        record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # config.json: what predict gives it
         t_encoded = time.perf_counter()
         cuda = self.device.type == "cuda"
         model.to(self.device)
