@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .pairs import check_pair_input, input_kind, recorded_input
 
 
 def predict_with(trainer, model_dir: str | Path, texts: list, batch_size: int = 64) -> list[dict]:
@@ -23,14 +24,16 @@ def predict_with(trainer, model_dir: str | Path, texts: list, batch_size: int = 
     classification: {"text", "label", "probability", "probabilities": {label: p}} per text;
     multilabel: {"text", "labels": [labels at the model's dev-chosen thresholds], "probabilities": {label: p}};
     ner: {"text", "entities": [{"text", "type", "start", "end"}, ...]} per text (start/end index words).
-    A pair's result has "text" (first) and "text_b" (second)."""
+    A pair's result has "text" (first) and "text_b" (second). Pairs for a single-text model (or single texts for
+    a pair model) are refused with a UserError."""
     import numpy as np
 
     from .modeldir import load_model_dir
     model, tokenizer, labels = load_model_dir(Path(model_dir), trainer.cfg.task)
+    check_pair_input(model.config, texts, model_dir)
     model.to(trainer.device)
     examples = trainer.task.unlabelled(list(texts))
-    data = trainer.task.encode(examples, tokenizer, trainer.cfg.data.max_length)
+    data = trainer.task.encode(examples, tokenizer, trainer.cfg.data.max_length, input_kind(model))
     logits = trainer.predict_logits(model, data, batch_size)
     if trainer.cfg.task == "ner":
         from .ner import entities
@@ -53,24 +56,36 @@ def predict_with(trainer, model_dir: str | Path, texts: list, batch_size: int = 
     return results
 
 
-def _run_settings(model_dir: Path) -> dict:
-    """task and data.max_length of the run that trained `model_dir`, from its config.resolved.yaml if present."""
+def _run_max_length(model_dir: Path) -> int | None:
+    """data.max_length of the run that trained `model_dir`, from its config.resolved.yaml if present and readable
+    (models trained before config.json recorded it)."""
     path = model_dir.parent / "config.resolved.yaml"
-    if not path.is_file():
-        return {}
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        return {}
-    return {"task": raw.get("task"), "max_length": (raw.get("data") or {}).get("max_length")}
+        return int(raw["data"]["max_length"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
 
 
-def predict(model_dir: str | Path, texts: list[str] | str, batch_size: int = 64, *, task: str | None = None,
+def model_task(config) -> str:
+    """The task a saved model was trained for, from its own config.json: a token classifier is ner, a head with
+    problem_type multi_label_classification (or dev-chosen thresholds) is multilabel, anything else classification."""
+    from .multilabel import THRESHOLDS_KEY
+    if any(a.endswith("ForTokenClassification") for a in config.architectures or []):
+        return "ner"
+    if config.problem_type == "multi_label_classification" or getattr(config, THRESHOLDS_KEY, None) is not None:
+        return "multilabel"
+    return "classification"
+
+
+def predict(model_dir: str | Path, texts: list | str, batch_size: int = 64, *, task: str | None = None,
             max_length: int | None = None, device: str = "auto") -> list[dict]:
-    """Labels and probabilities (classification) or entities (ner) for `texts`, from a model folder kdnlp saved.
+    """Labels and probabilities (classification, multilabel) or entities (ner) for `texts` — a string, a list of
+    strings, or a list of (first, second) tuples for a sentence-pair model — from a model folder kdnlp saved.
 
-    task and max_length default to those of the run that trained the model (<output_dir>/config.resolved.yaml);
-    without that file the task comes from the model's class (token classifier = ner) and max_length is 128."""
+    The model's own config.json decides the task (its head: token classifier, multi-label problem_type and
+    thresholds) and max_length (recorded at training); a model trained before max_length was recorded takes it
+    from <output_dir>/config.resolved.yaml, and without either `max_length` must be given."""
     from transformers import AutoConfig
 
     from .config import config_from_dict
@@ -82,14 +97,13 @@ def predict(model_dir: str | Path, texts: list[str] | str, batch_size: int = 64,
         raise UserError("predict: give at least one text")
     if not (model_dir / "config.json").is_file():
         raise UserError(f"{model_dir}: no trained model here (a folder such as saved_dict/demo/student)")
-    found = _run_settings(model_dir)
-    if task is None:
-        task = found.get("task")
-    if task is None:
-        archs = AutoConfig.from_pretrained(str(model_dir)).architectures or []
-        task = "ner" if any(a.endswith("ForTokenClassification") for a in archs) else "classification"
-    data = {"max_length": max_length or found.get("max_length") or 128}
-    cfg = config_from_dict({"task": task, "data": data, "train": {"device": device},
+    config = AutoConfig.from_pretrained(str(model_dir))
+    task = task or model_task(config)
+    max_length = max_length or recorded_input(config).get("max_length") or _run_max_length(model_dir)
+    if max_length is None:
+        raise UserError(f"{model_dir}: its max_length is not recorded (no kdnlp_input in config.json, no readable "
+                        f"{model_dir.parent / 'config.resolved.yaml'}); pass max_length=, the data.max_length it was trained with")
+    cfg = config_from_dict({"task": task, "data": {"max_length": max_length}, "train": {"device": device},
                             "output_dir": str(model_dir.parent)}, source="<predict>")
     return predict_with(Trainer(cfg), model_dir, texts, batch_size)
 

@@ -248,8 +248,8 @@ class MultiLabel:
     load_splits = staticmethod(load_multilabel_splits)
 
     @staticmethod
-    def encode(examples, tokenizer, max_length: int) -> EncodedMultiLabelSplit:
-        return EncodedMultiLabelSplit(examples, tokenizer, max_length)
+    def encode(examples, tokenizer, max_length: int, pair_input: str = "joint") -> EncodedMultiLabelSplit:
+        return EncodedMultiLabelSplit(examples, tokenizer, max_length, pair_input)
 
     @classmethod
     def dev_score(cls, trainer, model, data, labels: list[str], batch_size: int) -> float:

@@ -24,6 +24,7 @@ from .errors import UserError
 from .fileio import recover_dir, sha256_file, write_json
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, load_model_dir, save_model_dir
 from .ner import IGNORE
+from .pairs import record_input
 from .report import classification_metrics, format_report
 from .teacher import from_hub, load_fine_tuned, load_tokenizer, locate, source_fingerprint
 from .preflight import trainer_needs_logits
@@ -57,6 +58,7 @@ class PipelineSteps:
         model, tokenizer, perm = load_fine_tuned(spec, self.splits.labels, self.cfg.task, self.cfg.data.labels is not None)
         order = "" if perm == list(range(len(perm))) else f", its outputs reordered to the data's labels {perm}"
         print(f"teacher: {spec} used as it is, not trained ({model.num_parameters() / 1e6:.1f}M parameters{order})")
+        record_input(model, any(getattr(e, "text_b", None) is not None for e in self.splits.test), self.cfg.data.max_length)
         if self.is_main:
             save_model_dir(model, tokenizer, self.splits.labels, tdir, {"fine_tuned": source})
         self.accelerator.wait_for_everyone()

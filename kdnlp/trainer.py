@@ -33,6 +33,7 @@ from .intermediate import IntermediateDistiller
 from .loop import (EpochProgress, RunningLoss, accumulation, labelled_positions, linear_schedule, make_optimizer,
                    optimizer_steps, pick_device, seed_everything)  # pick_device: also imported from here (kdnlp.trainer.pick_device)
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir
+from .pairs import input_kind, record_input
 from .pipeline import PipelineSteps
 from .report import comparison_table
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
@@ -91,8 +92,9 @@ class Trainer(Inference, PipelineSteps):
         cfg, splits, task = self.cfg, splits or self.splits, task or self.task
         t_start = time.perf_counter()
         seed_everything(cfg.train.seed)
-        train = task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
-        dev = task.encode(splits.dev, tokenizer, cfg.data.max_length)
+        kind = input_kind(model)  # sentence pairs: tokenised once, jointly or per side, as this model reads them
+        train, dev = (task.encode(x, tokenizer, cfg.data.max_length, kind) for x in (train_examples or splits.train, splits.dev))
+        record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # config.json: what predict gives it
         t_encoded = time.perf_counter()
         cuda = self.device.type == "cuda"
         model.to(self.device)
@@ -312,7 +314,7 @@ class Trainer(Inference, PipelineSteps):
         model, tokenizer, labels = load_model_dir(mdir, self.cfg.task)
         self._check_labels(labels, mdir)
         model.to(self.device)
-        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length)
+        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length, input_kind(model))
         batch_size = 64
         t0 = time.perf_counter()
         logits = self.predict_logits(model, test, batch_size, desc=f"{name} test")
@@ -322,7 +324,7 @@ class Trainer(Inference, PipelineSteps):
         speed = len(self.splits.test) / seconds
         cpu_speed = speed
         if self.device.type != "cpu" and self.is_main:  # the table compares CPU speed: measure it on a slice of test
-            sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
+            sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length, input_kind(model))
             model.to("cpu")
             t1 = time.perf_counter()
             self.predict_logits(model, sub, batch_size, device=torch.device("cpu"))
