@@ -35,7 +35,8 @@ from .pipeline import PipelineSteps
 from .report import comparison_table
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
 from .tasks import TASKS
-from .teacher import build_random_teacher, load_pretrained_teacher
+from .pooling import apply_pooling
+from .teacher import build_random_teacher, load_pretrained_teacher, resolve_pretrained
 from .tracking import start_run, tracker_kwargs
 
 
@@ -330,9 +331,12 @@ class Trainer(PipelineSteps):
                   f"{time.perf_counter() - t0:.1f}s)")
         else:
             model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
+            model = apply_pooling(model, cfg.teacher.pooling, resolve_pretrained(cfg.teacher.pretrained), cfg.teacher.pretrained)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters; loaded in "
                   f"{time.perf_counter() - t0:.1f}s)")
         model.config.problem_type = self.task.problem_type  # e.g. multi_label_classification: HF's sigmoid head
+        if hasattr(self.task, "init_head"):  # multi-label: the head's bias starts at the label priors
+            self.task.init_head(model, self.splits.train)
         return model, tokenizer
 
     def write_resolved_config(self) -> None:
