@@ -107,11 +107,18 @@ def choose_pooling(setting: str, declared: str | None, model, where: str) -> str
     bert = type(model).__name__ == "BertForSequenceClassification"
     if setting == "cls":
         return "cls"
+    if type(model).__name__.endswith("ForTokenClassification"):  # a tagger's head reads every token: no pooling
+        if setting == "mean":
+            raise UserError("teacher.pooling: mean is for text classification; a tagger (task: ner) reads every token")
+        return "cls"
     if setting == "mean":
         if not bert:
             raise UserError(f"teacher.pooling: mean is available for BERT-architecture encoders only; {where} is "
                             f"{type(model).__name__} (set teacher.pooling: cls or auto)")
         return "mean"
+    trained_head = any(a.endswith("ForSequenceClassification") for a in getattr(model.config, "architectures", None) or [])
+    if declared == "mean" and trained_head:  # a classifier already fine-tuned on its own pooled vector keeps it
+        return "cls"
     if declared == "mean":
         if bert:
             return "mean"

@@ -331,9 +331,10 @@ class Trainer(PipelineSteps):
                   f"{time.perf_counter() - t0:.1f}s)")
         else:
             model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
-            model = apply_pooling(model, cfg.teacher.pooling, resolve_pretrained(cfg.teacher.pretrained), cfg.teacher.pretrained)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters; loaded in "
                   f"{time.perf_counter() - t0:.1f}s)")
+        source = cfg.teacher.pretrained and resolve_pretrained(cfg.teacher.pretrained)
+        model = apply_pooling(model, cfg.teacher.pooling, source, cfg.teacher.pretrained or "the random BERT")
         model.config.problem_type = self.task.problem_type  # e.g. multi_label_classification: HF's sigmoid head
         if hasattr(self.task, "init_head"):  # multi-label: the head's bias starts at the label priors
             self.task.init_head(model, self.splits.train)

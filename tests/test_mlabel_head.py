@@ -101,6 +101,8 @@ def test_pooling_follows_the_checkpoints_declaration(tiny_bert, tmp_path):
     _declare(mean_dir, pooling_mode_cls_token=False, pooling_mode_mean_tokens=True)
     _declare(cls_dir, pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
     assert declared_pooling(mean_dir) == "mean" and declared_pooling(cls_dir) == "cls"
+    assert apply_pooling(model, "auto", mean_dir, "m") is model  # a checkpoint saved as a classifier keeps its head
+    model.config.architectures = ["BertModel"]                    # a bare encoder (as sentence-transformers ship)
     assert type(apply_pooling(model, "auto", mean_dir, "m")) is MeanPooledBertForSequenceClassification
     assert apply_pooling(model, "auto", cls_dir, "c") is model and apply_pooling(model, "cls", mean_dir, "m") is model
     assert type(apply_pooling(model, "mean", None, "x")) is MeanPooledBertForSequenceClassification
@@ -117,6 +119,8 @@ def test_multilabel_distill_with_a_mean_pooling_checkpoint(tmp_path, tiny_bert, 
     ckpt = tmp_path / "st_bert"
     shutil.copytree(tiny_bert, ckpt)
     _declare(ckpt, pooling_mode_cls_token=False, pooling_mode_mean_tokens=True)
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**config, "architectures": ["BertModel"]}))
     (tmp_path / "labels.txt").write_text("pos\nneg\nnone\n", encoding="utf-8")
     cfg = write_config({"task": "multilabel",
                         "data": {"train": str(write_multilabel(tmp_path / "train.tsv", 120, 1)),
