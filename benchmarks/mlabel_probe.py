@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from kdnlp.config import DataConfig, TeacherConfig
-from kdnlp.multilabel import MultiLabel, load_multilabel_splits, target
+from kdnlp.multilabel import MultiLabel, init_prior_bias, load_multilabel_splits, target
+from kdnlp.pooling import to_mean_pooled
 from kdnlp.teacher import load_pretrained_teacher
 
 DATA = Path("data/goemotions")
@@ -58,23 +59,18 @@ def main() -> None:
     dev = MultiLabel.encode(splits.dev, tok, a.max_length)
     test = MultiLabel.encode(splits.test, tok, a.max_length)
     gold = train.multi_hot(len(labels))
-    prior = np.clip(gold.mean(0), 1e-4, 1 - 1e-4)
+    prior = np.clip(gold.mean(0), 0.5 / len(train), 1 - 0.5 / len(train))
+    if a.pool == "mean":  # kdnlp's own mean-pooled head (what teacher.pooling: auto builds for this checkpoint)
+        model = to_mean_pooled(model)
+    if a.bias == "prior":  # kdnlp's own prior initialisation (what the multi-label teacher now gets)
+        init_prior_bias(model, [e.label for e in splits.train], len(labels))
     head = model.classifier
-    if a.bias == "prior":
-        with torch.no_grad():
-            head.bias.copy_(torch.tensor(np.log(prior / (1 - prior)), dtype=torch.float32))
     pos_weight = None
     if a.pos_weight:
         pos_weight = torch.tensor(np.minimum((1 - prior) / prior, a.pos_weight), dtype=torch.float32)
-    base = getattr(model, model.base_model_prefix)
 
     def forward(batch):
-        if a.pool == "cls":
-            return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        h = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
-        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return head(model.dropout(pooled))
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
     no_decay = ("bias", "LayerNorm.weight")
     head_ids = {id(p) for p in head.parameters()}

@@ -118,7 +118,7 @@ class DistillConfig:
     # {teacher_layer, student_layer, feature: hidden|attention|embedding, loss: mse|cosine, weight}
     intermediate: Union[str, list, None] = None
     threshold: str = "per_label"      # task: multilabel: sigmoid thresholds chosen on dev, per_label or one global
-    threshold_min_positives: int = 10  # per_label: a label with fewer dev positives takes the global threshold
+    threshold_min_positives: int = 20  # per_label: a label with fewer dev positives takes the global threshold
 
 
 @dataclass

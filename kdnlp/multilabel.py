@@ -6,7 +6,9 @@
                 example going to the split that still lacks that label most
     losses      gold: binary cross-entropy per label; teacher term (distill.loss): mse on logits, or bce against
                 the teacher's sigmoid(logits / temperature), x temperature^2 like kl
-    thresholds  chosen on dev each time dev is scored (distill.threshold: global, or per_label), saved with the
+    head        a fresh teacher head's bias starts at the label priors' log-odds (init_prior_bias)
+    thresholds  chosen on dev each time dev is scored (distill.threshold: global, or per_label with the global one
+                for labels under distill.threshold_min_positives dev positives), saved with the
                 model in config.json (`multilabel_thresholds`), used by evaluate/predict/export; dev selection is
                 micro-F1 at the dev-chosen thresholds
 """
