@@ -139,3 +139,13 @@ def test_multilabel_distill_with_a_mean_pooling_checkpoint(tmp_path, tiny_bert, 
     assert main(["export", "--config", str(cfg), "--model", "teacher", "--format", "onnx"]) == 0
     record = json.loads((tmp_path / "out" / "teacher" / "export" / "export.json").read_text())["model.onnx"]
     assert record["max_abs_logit_diff"] < 1e-4 and record["prediction_agreement"] == 1.0
+
+
+def test_fastbert_refuses_a_mean_pooled_teacher_in_one_line(tiny_bert):
+    from transformers import AutoModelForSequenceClassification
+
+    from kdnlp.students.fastbert import from_bert
+    cls_model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
+    assert from_bert(cls_model) is not None
+    with pytest.raises(UserError, match="teacher.pooling: cls"):
+        from_bert(to_mean_pooled(cls_model))
