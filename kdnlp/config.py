@@ -117,8 +117,9 @@ class DistillConfig:
     # intermediate-layer distillation (BERT students): a preset (uniform|tinybert|distilbert) or a list of
     # {teacher_layer, student_layer, feature: hidden|attention|embedding, loss: mse|cosine, weight}
     intermediate: Union[str, list, None] = None
-    threshold: str = "per_label"      # task: multilabel: sigmoid thresholds chosen on dev, per_label or one global
-    threshold_min_positives: int = 20  # per_label: a label with fewer dev positives takes the global threshold
+    threshold: str = "global"         # task: multilabel: sigmoid thresholds chosen on dev: one global (best micro-F1)
+                                      # or per_label (best macro-F1; docs/pairs_multilabel.md)
+    threshold_min_positives: int = 1  # per_label: a label with fewer dev positives takes the global threshold
 
 
 @dataclass

@@ -233,9 +233,8 @@ def choose_thresholds(probs: np.ndarray, gold: np.ndarray, mode: str, min_positi
     """Per-label thresholds (one value repeated for `global`) maximising F1 on (probs, gold) over GRID.
 
     global: micro-F1 over all labels. per_label: each label's own F1, for labels with at least `min_positives`
-    dev positives (at least 1); the others take the global threshold: a label with a handful of dev positives
-    gets a threshold fitted to those few rows (on a 300-comment dev most of GoEmotions' 28 labels have under 10).
-    Ties go to the threshold nearest 0.5."""
+    dev positives (at least 1); the others take the global threshold (a label with a handful of dev positives
+    would get a threshold fitted to those few rows). Ties go to the threshold nearest 0.5."""
     pred = probs[:, :, None] >= GRID[None, None, :]  # (rows, labels, grid)
     g = gold[:, :, None].astype(bool)
     tp, fp, fn = (pred & g).sum(0), (pred & ~g).sum(0), (~pred & g).sum(0)  # (labels, grid)
