@@ -192,7 +192,7 @@ def init_prior_bias(model, label_sets, n_labels: int) -> np.ndarray | None:
     hundred steps then go to separating the labels rather than to learning their frequencies. Frequencies are
     clipped to [1/(2n), 1 - 1/(2n)] (n = training examples) so a label absent from train gets a finite bias.
     Returns the biases set (None: no single output layer with a bias)."""
-    from .teacher import output_layer
+    from .heads import output_layer
     try:
         head = output_layer(model, n_labels, "teacher")
     except UserError:  # no single output layer: leave the head as transformers drew it

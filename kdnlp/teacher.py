@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .config import TeacherConfig
 from .errors import UserError
+from .heads import output_layer
 
 GENERIC_LABEL = re.compile(r"^LABEL_(\d+)$")
 
@@ -252,18 +253,6 @@ def match_labels(teacher: list[str], data: list[str], where: str, by_index: bool
     raise UserError(f"{where}: the teacher's labels {teacher[:12]} do not match the data's {data[:12]} (missing in the "
                     f"teacher: {missing[:6] or 'none'}; not in the data: {extra[:6] or 'none'}); rename them in data.labels "
                     "or the model's labels.txt / config.id2label")
-
-
-def output_layer(model, n: int, key: str):
-    """The one Linear that produces the n class scores (outside the encoder)."""
-    from torch import nn
-    base = getattr(model, model.base_model_prefix, None)
-    in_base = {id(m) for m in base.modules()} if base is not None and base is not model else set()
-    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == n and id(m) not in in_base]
-    if len(heads) != 1:
-        raise UserError(f"{key}: cannot find the one output layer of {type(model).__name__} to put its "
-                        f"labels in the data's order; list data.labels in the teacher's order instead")
-    return heads[0]
 
 
 def reorder_head(model, perm: list[int], key: str = "teacher.fine_tuned") -> None:
