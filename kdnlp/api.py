@@ -2,7 +2,8 @@
 
     cfg = kdnlp.load_config("configs/demo.yaml", ["student.epochs=1"])
     kdnlp.Trainer(cfg).run()        # or .train_teacher(), .teacher_logits(), .train_student(), .evaluate(name)
-    kdnlp.predict("saved_dict/demo/student", ["质量很好"])
+    kdnlp.predict("saved_dict/demo/student", ["质量很好"])   # one shot
+    p = kdnlp.load("saved_dict/demo/student"); p.predict(["质量很好"])   # load once, predict many times
 
 `predict` is the code behind `kdnlp predict` (cli.py formats its result as lines or JSON).
 """
@@ -11,87 +12,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from .errors import UserError
 
 
 def predict_with(trainer, model_dir: str | Path, texts: list, batch_size: int = 64) -> list[dict]:
     """Predict `texts` (or (first, second) sentence pairs) with the model saved in `model_dir`, using `trainer`'s
-    task, max_length and device.
-
-    classification: {"text", "label", "probability", "probabilities": {label: p}} per text;
-    multilabel: {"text", "labels": [labels at the model's dev-chosen thresholds], "probabilities": {label: p}};
-    ner: {"text", "entities": [{"text", "type", "start", "end"}, ...]} per text (start/end index words).
-    A pair's result has "text" (first) and "text_b" (second)."""
-    import numpy as np
-
-    from .modeldir import load_model_dir
-    model, tokenizer, labels = load_model_dir(Path(model_dir), trainer.cfg.task)
-    model.to(trainer.device)
-    examples = trainer.task.unlabelled(list(texts))
-    data = trainer.task.encode(examples, tokenizer, trainer.cfg.data.max_length)
-    logits = trainer.predict_logits(model, data, batch_size)
-    if trainer.cfg.task == "ner":
-        from .ner import entities
-        return [{"text": text, "entities": entities(ex.tokens, [labels[t] for t in tags])}
-                for text, ex, tags in zip(texts, examples, data.word_predictions(logits))]
-    shown = [{"text": t} if isinstance(t, str) else {"text": t[0], "text_b": t[1]} for t in texts]
-    if trainer.cfg.task == "multilabel":
-        from .multilabel import MultiLabel, sigmoid
-        chosen = MultiLabel.predict(logits, model.config)  # the thresholds chosen on dev, saved in config.json
-        return [{**s, "labels": [lab for lab, on in zip(labels, row) if on],
-                 "probabilities": {label: float(x) for label, x in zip(labels, p)}}
-                for s, p, row in zip(shown, sigmoid(logits), chosen)]
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    results = []
-    for s, p in zip(shown, probs):
-        k = int(p.argmax())
-        results.append({**s, "label": labels[k], "probability": float(p[k]),
-                        "probabilities": {label: float(x) for label, x in zip(labels, p)}})
-    return results
-
-
-def _run_settings(model_dir: Path) -> dict:
-    """task and data.max_length of the run that trained `model_dir`, from its config.resolved.yaml if present."""
-    path = model_dir.parent / "config.resolved.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        return {}
-    return {"task": raw.get("task"), "max_length": (raw.get("data") or {}).get("max_length")}
+    task, max_length and device (kdnlp.predictor.Predictor; its docstring lists the result fields)."""
+    from .predictor import Predictor
+    return Predictor(trainer, model_dir).predict(list(texts), batch_size)
 
 
 def predict(model_dir: str | Path, texts: list[str] | str, batch_size: int = 64, *, task: str | None = None,
             max_length: int | None = None, device: str = "auto") -> list[dict]:
     """Labels and probabilities (classification) or entities (ner) for `texts`, from a model folder kdnlp saved.
 
-    task and max_length default to those of the run that trained the model (<output_dir>/config.resolved.yaml);
-    without that file the task comes from the model's class (token classifier = ner) and max_length is 128."""
-    from transformers import AutoConfig
-
-    from .config import config_from_dict
-    from .trainer import Trainer
-    model_dir = Path(model_dir)
+    One shot: loads the model, predicts, forgets it. To predict many times, load once with kdnlp.load(model_dir)
+    (kdnlp/predictor.py: the same code, and the same task / max_length defaults)."""
+    from .predictor import load
     if isinstance(texts, str):
         texts = [texts]
     if not texts:
         raise UserError("predict: give at least one text")
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"{model_dir}: no trained model here (a folder such as saved_dict/demo/student)")
-    found = _run_settings(model_dir)
-    if task is None:
-        task = found.get("task")
-    if task is None:
-        archs = AutoConfig.from_pretrained(str(model_dir)).architectures or []
-        task = "ner" if any(a.endswith("ForTokenClassification") for a in archs) else "classification"
-    data = {"max_length": max_length or found.get("max_length") or 128}
-    cfg = config_from_dict({"task": task, "data": data, "train": {"device": device},
-                            "output_dir": str(model_dir.parent)}, source="<predict>")
-    return predict_with(Trainer(cfg), model_dir, texts, batch_size)
+    return load(model_dir, task=task, max_length=max_length, device=device).predict(texts, batch_size)
 
 
 def format_prediction(result: dict, as_json: bool) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import bilstm, fastbert, theseus, truncated_bert
+from . import bilstm, fastbert, static, theseus, truncated_bert
 
 
 @dataclass
@@ -25,6 +25,7 @@ STUDENTS: dict[str, Callable] = {
     "bert": truncated_bert.build,
     "fastbert": fastbert.build,
     "theseus": theseus.build,
+    "static": static.build,
 }
 
 # Students whose training has stages of their own: fit(trainer, model, tokenizer, loss_fn, teacher_logits,

@@ -1,0 +1,107 @@
+"""A saved model loaded once, then predicting many times: `kdnlp.load(model_dir).predict(texts)`.
+
+Everything that does not depend on the texts — the model, its tokenizer, labels, task, multi-label thresholds,
+max_length, the device — is loaded in load(); predict() only tokenizes, runs the model under
+torch.inference_mode and formats the result. `kdnlp.predict` (one shot) and `kdnlp predict` (the CLI) go through
+this same class, so the three cannot disagree.
+
+    p = kdnlp.load("saved_dict/sst2/student")
+    p.predict(["a gripping film", "dull"])        # [{"text", "label", "probability", "probabilities"}, ...]
+    p.labels, p.task, p.max_length
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .errors import UserError
+
+
+class Predictor:
+    """One saved model for one task; built by load(), or from a Trainer (the CLI: its config's task and max_length).
+
+    predict() results: classification {"text", "label", "probability", "probabilities": {label: p}};
+    multilabel {"text", "labels": [labels at the model's dev-chosen thresholds], "probabilities"};
+    ner {"text", "entities": [{"text", "type", "start", "end"}, ...]} (start/end index words).
+    A pair's result has "text" (first) and "text_b" (second)."""
+
+    def __init__(self, trainer, model_dir: str | Path):
+        from .modeldir import load_model_dir
+        self.trainer = trainer
+        self.model_dir = Path(model_dir)
+        self.task_name = trainer.cfg.task
+        self.task = trainer.task
+        self.max_length = trainer.cfg.data.max_length
+        self.model, self.tokenizer, self.labels = load_model_dir(self.model_dir, self.task_name)
+        self.model.to(trainer.device).eval()
+
+    def logits(self, texts: list, batch_size: int = 64):
+        """(examples, encoded split, logits) for texts or (first, second) pairs."""
+        examples = self.task.unlabelled(list(texts))
+        data = self.task.encode(examples, self.tokenizer, self.max_length)
+        with torch.inference_mode():
+            return examples, data, self.trainer.predict_logits(self.model, data, batch_size)
+
+    def predict(self, texts: list | str, batch_size: int = 64) -> list[dict]:
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            return []
+        examples, data, logits = self.logits(texts, batch_size)
+        labels = self.labels
+        if self.task_name == "ner":
+            from .ner import entities
+            return [{"text": text, "entities": entities(ex.tokens, [labels[t] for t in tags])}
+                    for text, ex, tags in zip(texts, examples, data.word_predictions(logits))]
+        shown = [{"text": t} if isinstance(t, str) else {"text": t[0], "text_b": t[1]} for t in texts]
+        if self.task_name == "multilabel":
+            from .multilabel import MultiLabel, sigmoid
+            chosen = MultiLabel.predict(logits, self.model.config)  # the thresholds chosen on dev, in config.json
+            return [{**s, "labels": [lab for lab, on in zip(labels, row) if on],
+                     "probabilities": {label: float(x) for label, x in zip(labels, p)}}
+                    for s, p, row in zip(shown, sigmoid(logits), chosen)]
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        best = probs.argmax(1)
+        return [{**s, "label": labels[k], "probability": float(p[k]),
+                 "probabilities": {label: float(x) for label, x in zip(labels, p)}}
+                for s, p, k in zip(shown, probs, best)]
+
+
+def run_settings(model_dir: Path) -> dict:
+    """task and data.max_length of the run that trained `model_dir`, from its config.resolved.yaml if present."""
+    path = model_dir.parent / "config.resolved.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return {}
+    return {"task": raw.get("task"), "max_length": (raw.get("data") or {}).get("max_length")}
+
+
+def load(model_dir: str | Path, *, task: str | None = None, max_length: int | None = None,
+         device: str = "auto") -> Predictor:
+    """A Predictor for a model folder kdnlp saved. task and max_length default to those of the run that trained
+    the model (<output_dir>/config.resolved.yaml); without that file the task comes from the model's class
+    (token classifier = ner) and max_length is 128."""
+    from transformers import AutoConfig
+
+    from .config import config_from_dict
+    from .trainer import Trainer
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"{model_dir}: no trained model here (a folder such as saved_dict/demo/student)")
+    found = run_settings(model_dir)
+    if task is None:
+        task = found.get("task")
+    if task is None:
+        archs = AutoConfig.from_pretrained(str(model_dir)).architectures or []
+        task = "ner" if any(a.endswith("ForTokenClassification") for a in archs) else "classification"
+    data = {"max_length": max_length or found.get("max_length") or 128}
+    cfg = config_from_dict({"task": task, "data": data, "train": {"device": device},
+                            "output_dir": str(model_dir.parent)}, source="<predict>")
+    return Predictor(Trainer(cfg), model_dir)
