@@ -70,7 +70,7 @@ class TeacherConfig:
 class StudentConfig:
     type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static (STUDENT_TYPES; built by kdnlp.students)
     name: str = "student"             # output sub-folder: <output_dir>/<name> (e.g. student_alone for a baseline)
-    # bilstm
+    # bilstm (and static: embedding_dim, mlp_size, dropout, embeddings, freeze_embeddings)
     embedding_dim: int = 300
     hidden_size: int = 300            # per direction
     mlp_size: int = 192
@@ -83,8 +83,8 @@ class StudentConfig:
     pooling: str = "mean"             # mean|sif (Arora et al.: frequent tokens weigh less)
     ngrams: int = 1                   # 2 = words + hashed word bigrams (fastText's wordNgrams), up to 5
     hash_buckets: int = 200000        # embedding rows shared by the hashed n-grams (ngrams > 1)
-    tokenize: str = "auto"            # words (its own regex + vocabulary) | teacher (WordPiece via tokenizers);
-                                      # auto = teacher for embeddings teacher|model2vec, else words
+    tokenize: str = "auto"            # words (its own regex + vocabulary; auto) | teacher (WordPiece through the
+                                      # tokenizers library; measured 3-4x slower on SST-2, see docs/static.md)
     # bert
     num_layers: Optional[int] = None  # default 6 (bert, theseus); fastbert: the teacher's depth
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
@@ -98,7 +98,7 @@ class StudentConfig:
     speed: float = 0.5                # exit when a branch's normalized entropy is below this (0 = never exit)
     # both
     epochs: int = 10
-    lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-5 for bert
+    lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-3 for static, 5e-5 for bert
     batch_size: int = 64
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
@@ -380,8 +380,6 @@ def validate_static(cfg: Config, need) -> None:
         need(cfg.task != "ner", "student.type: static pools a whole text; it has no per-token output for task: ner")
         need(st.tokenize != "teacher" or st.embeddings in ("random", "teacher", "model2vec"),
              "student.tokenize: word2vec vectors need the words tokenizer (student.tokenize: words or auto)")
-        need(st.tokenize != "words" or st.embeddings not in ("teacher", "model2vec"),
-             f"student.tokenize: embeddings {st.embeddings} are per teacher token; use student.tokenize: teacher or auto")
 
 
 def validate_methods(cfg: Config, need) -> None:

@@ -108,14 +108,23 @@ def test_static_student_learns_saves_predicts_exports(write_config, tmp_path):
     assert any(r.get("throughput_examples_per_second", 0) > 0 for r in bench["rows"])
 
 
-def test_static_student_distilled_with_sif_and_teacher_embeddings(write_config, tmp_path):
+@pytest.mark.parametrize("tokenize", ["teacher", "words"])
+def test_static_student_distilled_with_sif_and_teacher_embeddings(write_config, tmp_path, tokenize):
+    """Teacher embeddings (PCA) over the teacher's WordPiece, or mapped onto its own words (mean of the pieces)."""
     from kdnlp.cli import main
-    cfg = write_config({"student": {**STATIC, "epochs": 2, "embeddings": "teacher", "pooling": "sif",
-                                    "embedding_dim": 8}})
+    from kdnlp.modeldir import load_model_dir
+    cfg = write_config({"student": {**STATIC, "epochs": 1, "embeddings": "teacher", "pooling": "sif",
+                                    "embedding_dim": 8, "tokenize": tokenize, "freeze_embeddings": True}})
     assert main(["distill", "--config", str(cfg)]) == 0
-    config = json.loads((tmp_path / "out" / "student" / "config.json").read_text())
+    mdir = tmp_path / "out" / "student"
+    config = json.loads((mdir / "config.json").read_text())
     assert config["model_type"] == "kdnlp-static" and config["pooling"] == "sif" and config["embedding_dim"] == 8
-    assert (tmp_path / "out" / "student" / "tokenizer.json").is_file()  # the teacher's WordPiece, own copy
+    model, tok, _ = load_model_dir(mdir)
+    assert tok.mode == tokenize and (mdir / "tokenizer.json").is_file() == (tokenize == "teacher")
+    weights = model.token_weight[:tok.base_size]
+    assert weights.min() < weights.max() <= 1  # SIF: frequent tokens weigh less
+    if tokenize == "words":  # a word's vector is the mean of its pieces' (frozen: still the initial vectors)
+        assert model.embed.weight[tok.index["好"]].abs().sum() > 0
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -123,7 +132,7 @@ def test_static_student_distilled_with_sif_and_teacher_embeddings(write_config, 
     ({"student": {"type": "static", "ngrams": 0}}, "student.ngrams: use 1"),
     ({"student": {"type": "static", "hash_buckets": 0}}, "student.hash_buckets: must be >= 1"),
     ({"student": {"type": "static", "tokenize": "bpe"}}, "student.tokenize: 'bpe' is unknown"),
-    ({"student": {"type": "static", "tokenize": "words", "embeddings": "teacher"}}, "use student.tokenize: teacher"),
+    ({"student": {"type": "static", "tokenize": "teacher", "embeddings": "vectors.txt"}}, "need the words tokenizer"),
     ({"student": {"type": "bilstm", "embeddings": "model2vec"}}, "model2vec is for student.type: static"),
     ({"student": {"type": "static", "mlp_size": -1}}, "student.mlp_size: must be >= 0"),
     ({"task": "ner", "student": {"type": "static"}}, "no per-token output for task: ner"),

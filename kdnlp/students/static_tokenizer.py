@@ -83,13 +83,15 @@ class StaticTokenizer:
         """Per text the unigram keys: a vocabulary id (>= 0), or for an unknown word -1 - crc32(word) (n-grams only)."""
         if self.mode == "teacher":
             return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
-        index, findall = self.index, WORD_RE.findall
+        get, findall = self.index.get, WORD_RE.findall
         out = []
         for t in texts:
             words = findall(t.lower())
-            keys = [index.get(w, -1) for w in words]
-            if -1 in keys:
-                keys = [k if k >= 0 else -1 - zlib.crc32(w.encode("utf-8")) for k, w in zip(keys, words)]
+            keys = list(map(get, words))  # C-level loop; None for a word not in the vocabulary
+            if None in keys and self.ngrams == 1:  # unknown words matter only to n-grams
+                keys = [k for k in keys if k is not None]
+            elif None in keys:
+                keys = [k if k is not None else -1 - zlib.crc32(w.encode("utf-8")) for k, w in zip(keys, words)]
             out.append(keys)
         return out
 
@@ -97,7 +99,9 @@ class StaticTokenizer:
         """One text's unigram keys -> embedding rows: known unigrams, then its hashed 2..n-grams."""
         row = [k for k in keys if k >= 0]
         base, buckets = self.base_size, self.buckets
-        for n in range(2, self.ngrams + 1):
+        if self.ngrams >= 2:  # bigrams, the common case, in one comprehension (the tokenizer is in the timed path)
+            row += [base + (a * MULTIPLIER + b) % buckets for a, b in zip(keys, keys[1:])]
+        for n in range(3, self.ngrams + 1):
             for i in range(len(keys) - n + 1):
                 h = keys[i]
                 for k in keys[i + 1:i + n]:
