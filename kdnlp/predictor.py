@@ -77,10 +77,11 @@ class Predictor:
                     for s, p, row in zip(shown, sigmoid(logits), chosen)]
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
-        best = probs.argmax(1)
-        return [{**s, "label": labels[k], "probability": float(p[k]),
-                 "probabilities": {label: float(x) for label, x in zip(labels, p)}}
-                for s, p, k in zip(shown, probs, best)]
+        best = probs.argmax(1).tolist()
+        # tolist() once: Python floats for the JSON-ready result, without a numpy scalar per cell (measured
+        # ~10 us a text, as much as a static student's forward pass)
+        return [{**s, "label": labels[k], "probability": p[k], "probabilities": dict(zip(labels, p))}
+                for s, p, k in zip(shown, probs.tolist(), best)]
 
 
 def run_settings(model_dir: Path) -> dict:

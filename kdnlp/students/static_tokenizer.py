@@ -97,6 +97,8 @@ class StaticTokenizer:
 
     def ids(self, keys: list[int]) -> list[int]:
         """One text's unigram keys -> embedding rows: known unigrams, then its hashed 2..n-grams."""
+        if self.ngrams == 1:  # unigrams() already dropped unknown words
+            return keys or [self.unk_token_id]
         row = [k for k in keys if k >= 0]
         base, buckets = self.base_size, self.buckets
         if self.ngrams >= 2:  # bigrams, the common case, in one comprehension (the tokenizer is in the timed path)
