@@ -206,3 +206,21 @@ def test_multilabel_static_student(tmp_path, tiny_bert):
     mdir = tmp_path / "out" / "student"
     assert kdnlp.load(mdir).predict(["好棒"]) == kdnlp.predict(mdir, ["好棒"])
     assert "labels" in kdnlp.predict(mdir, ["好棒"])[0]
+
+
+def test_load_once_predictor_for_ner_matches_predict(write_config, tmp_path):
+    """kdnlp.load covers NER too (through Trainer.predict_logits): the same entities as kdnlp.predict."""
+    import kdnlp
+    from kdnlp.cli import main
+    from tests.test_ner import _ner_file
+    _ner_file(tmp_path / "train.txt", 60, 1)
+    _ner_file(tmp_path / "test.txt", 10, 2)
+    cfg = write_config({"task": "ner", "data": {"train": str(tmp_path / "train.txt"), "test": str(tmp_path / "test.txt"),
+                                                "max_length": 8}, "teacher": {"epochs": 1, "lr": 3e-3}})
+    assert main(["train-teacher", "--config", str(cfg)]) == 0
+    mdir = tmp_path / "out" / "teacher"
+    texts = ["的好棒了差是", "好棒的差"]
+    predictor = kdnlp.load(mdir)
+    assert predictor.task_name == "ner" and predictor.max_length == 8
+    assert predictor.predict(texts) == kdnlp.predict(mdir, texts)
+    assert all("entities" in r for r in predictor.predict(texts))
