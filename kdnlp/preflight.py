@@ -62,6 +62,15 @@ def _fine_tuned_config(trainer, spec: str):
     return config
 
 
+def _model2vec_distill_importable() -> bool:
+    """model2vec's distill module needs its [distill] extra (skeletoken), beyond model2vec itself."""
+    try:
+        import model2vec.distill  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def check_student(trainer, config) -> None:
     cfg, st = trainer.cfg, trainer.cfg.student
     if config is None:  # teacher.outputs only: the student must not need a teacher model
@@ -75,8 +84,8 @@ def check_student(trainer, config) -> None:
             raise UserError("distill.intermediate: needs a teacher model's hidden states; teacher.outputs has none")
         if st.type == "static" and st.tokenize == "teacher":
             raise UserError("student.tokenize: teacher needs a teacher tokenizer; with teacher.outputs alone use words")
-    if st.embeddings == "model2vec" and importlib.util.find_spec("model2vec") is None:
-        raise UserError("student.embeddings: model2vec needs the optional model2vec package (pip install model2vec)")
+    if st.embeddings == "model2vec" and not _model2vec_distill_importable():
+        raise UserError("student.embeddings: model2vec needs the optional model2vec package (pip install 'kdnlp[static]', i.e. model2vec[distill])")
     if st.tokenizer is not None and st.embeddings == "teacher":
         raise UserError("student.tokenizer: the teacher's embeddings belong to the teacher's tokenizer; "
                         "drop student.tokenizer or use student.embeddings: random")

@@ -224,3 +224,18 @@ def test_load_once_predictor_for_ner_matches_predict(write_config, tmp_path):
     assert predictor.task_name == "ner" and predictor.max_length == 8
     assert predictor.predict(texts) == kdnlp.predict(mdir, texts)
     assert all("entities" in r for r in predictor.predict(texts))
+
+
+def test_model2vec_embeddings_or_one_line_without_it(write_config, tmp_path, capsys, monkeypatch):
+    """With model2vec[distill]: the vectors come from its distillation of the teacher. Without: exit 2, one line."""
+    from kdnlp import preflight
+    from kdnlp.cli import main
+    cfg = write_config({"student": {**STATIC, "epochs": 1, "embeddings": "model2vec", "embedding_dim": 8}})
+    if not preflight._model2vec_distill_importable():
+        pytest.skip("model2vec[distill] not installed")
+    assert main(["distill", "--config", str(cfg)]) == 0
+    assert "static embeddings: model2vec distilled from" in capsys.readouterr().out
+    monkeypatch.setattr(preflight, "_model2vec_distill_importable", lambda: False)
+    assert main(["train-student", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model2vec needs the optional model2vec package" in err and len(err.splitlines()) == 1

@@ -120,7 +120,7 @@ def model2vec_vectors(cfg, ctx, tokenizer: StaticTokenizer, dim: int) -> np.ndar
     try:
         from model2vec.distill import distill
     except ImportError:
-        raise UserError("student.embeddings: model2vec needs the optional model2vec package (pip install model2vec)") from None
+        raise UserError("student.embeddings: model2vec needs the optional model2vec package (pip install 'kdnlp[static]', i.e. model2vec[distill])") from None
     ctx.fine_tuned_teacher()  # makes sure <output_dir>/teacher is there (trained or imported)
     teacher_dir = str(cfg.out / "teacher")
     m2v = distill(model_name=teacher_dir, pca_dims=dim)
