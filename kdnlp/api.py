@@ -17,17 +17,19 @@ from .errors import UserError
 
 def predict_with(trainer, model_dir: str | Path, texts: list, batch_size: int = 64) -> list[dict]:
     """Predict `texts` (or (first, second) sentence pairs) with the model saved in `model_dir`, using `trainer`'s
-    task, max_length and device (kdnlp.predictor.Predictor; its docstring lists the result fields)."""
+    task, max_length and device (kdnlp.predictor.Predictor; its docstring lists the result fields). Pairs for a
+    single-text model (or single texts for a pair model) are refused with a UserError."""
     from .predictor import Predictor
     return Predictor(trainer, model_dir).predict(list(texts), batch_size)
 
 
-def predict(model_dir: str | Path, texts: list[str] | str, batch_size: int = 64, *, task: str | None = None,
+def predict(model_dir: str | Path, texts: list | str, batch_size: int = 64, *, task: str | None = None,
             max_length: int | None = None, device: str = "auto") -> list[dict]:
-    """Labels and probabilities (classification) or entities (ner) for `texts`, from a model folder kdnlp saved.
+    """Labels and probabilities (classification, multilabel) or entities (ner) for `texts` — a string, a list of
+    strings, or a list of (first, second) tuples for a sentence-pair model — from a model folder kdnlp saved.
 
-    One shot: loads the model, predicts, forgets it. To predict many times, load once with kdnlp.load(model_dir)
-    (kdnlp/predictor.py: the same code, and the same task / max_length defaults)."""
+    One shot: loads the model, predicts, forgets it; kdnlp.load(model_dir) loads once for many predict calls
+    (kdnlp/predictor.py: the same code, and the same task / max_length resolution from the model's config.json)."""
     from .predictor import load
     if isinstance(texts, str):
         texts = [texts]

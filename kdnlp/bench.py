@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .data import model_inputs, token_budget_batches
+from .pairs import input_kind
 from .errors import UserError
 from .export import ExportedModel, export_records, exported_files, flat_logits, is_trained, require_onnxruntime
 from .fileio import write_json, write_text
@@ -65,7 +66,7 @@ def _measure(job: dict) -> dict:
         model.to(device).eval()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-    data = trainer.task.encode(job["examples"], tokenizer, job["cfg"].data.max_length)
+    data = trainer.task.encode(job["examples"], tokenizer, job["cfg"].data.max_length, input_kind(model))
 
     singles = [data.collate(np.array([i])) for i in range(min(job["runs"], len(data)))]
     times = []

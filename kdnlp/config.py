@@ -22,6 +22,7 @@ from .errors import UserError
 # The student types kdnlp.students.STUDENTS builds (tests/test_students.py checks the two agree). A plain tuple:
 # validating a config must not import the students (and torch), which import data.py, which imports this module.
 STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static")
+DEFAULT_STUDENT_LAYERS = 6  # student.num_layers when unset (fastbert: the teacher's depth, chosen at build)
 
 
 @dataclass
@@ -271,7 +272,7 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
         cfg.train.mixed_precision = "no"
     validate(cfg)
     if cfg.student.num_layers is None and cfg.student.type != "fastbert":  # fastbert: the teacher's depth, at build
-        cfg.student.num_layers = 6
+        cfg.student.num_layers = DEFAULT_STUDENT_LAYERS
     if cfg.student.lr is None:  # type-dependent default
         cfg.student.lr = {"bilstm": 1e-3, "static": 5e-3}.get(cfg.student.type, 5e-5)
     return cfg

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .pairs import JOINT, SIDES, auto_pair_fields, check_pairs, encode_pairs, find_field
 from .tabular import records_delimited
 
 if TYPE_CHECKING:  # a type only: data.py does not import config.py at run time (tests/test_imports.py: no circle)
@@ -27,8 +28,6 @@ if TYPE_CHECKING:  # a type only: data.py does not import config.py at run time 
 
 TEXT_FIELDS = ("text", "sentence", "content")
 UNLABELLED = -100  # label id of a train row without a gold label (== ner.IGNORE, PyTorch's ignore_index)
-# (first, second) text fields of sentence-pair datasets (GLUE, CLUE, NLI); data.text_pair_field: auto finds them
-PAIR_FIELDS = (("sentence1", "sentence2"), ("question1", "question2"), ("premise", "hypothesis"), ("text_a", "text_b"))
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -104,12 +103,13 @@ def _pick_text_field(path: Path, keys, text_field: str) -> str:
         if text_field not in keys:
             raise UserError(f"{path}: no field '{text_field}' (fields: {', '.join(map(str, keys))}); set data.text_field")
         return text_field
-    for first, second in PAIR_FIELDS:  # a pair file's first side is its text
-        if first in keys and second in keys:
-            return first
+    # auto: up to case (headers such as Sentence1 / Sentence2 or Text are common); a pair file's first side is its text
+    pair = auto_pair_fields(keys)
+    if pair is not None:
+        return pair[0]
     for name in TEXT_FIELDS:
-        if name in keys:
-            return name
+        if (found := find_field(keys, name)) is not None:
+            return found
     raise UserError(f"{path}: no text field among {', '.join(map(str, keys))}; set data.text_field")
 
 
@@ -121,7 +121,8 @@ def _pick_pair_field(path: Path, keys, text_field: str, pair_field: str) -> str 
         if pair_field not in keys:
             raise UserError(f"{path}: no field '{pair_field}' (fields: {', '.join(map(str, keys))}); set data.text_pair_field")
         return pair_field
-    return next((b for a, b in PAIR_FIELDS if a == text_field and b in keys), None)
+    pair = auto_pair_fields(keys)
+    return pair[1] if pair is not None and pair[0] == text_field else None
 
 
 def _records_json(path: Path, text: str, fmt: str):
@@ -248,15 +249,6 @@ def to_examples(rows, labels: list[str], labels_from: str, allow_unlabelled: boo
     return out
 
 
-def check_pairs(splits: "Splits") -> None:
-    """All splits are pairs or none is: a model trained on pairs cannot be tested on single texts."""
-    kinds = {name: {e.text_b is not None for e in getattr(splits, name)} for name in ("train", "dev", "test")}
-    if any(len(k) > 1 for k in kinds.values()) or len(set.union(*kinds.values())) > 1:
-        which = ", ".join(f"{n}: {'pairs' if True in k else 'single texts'}" for n, k in kinds.items())
-        raise UserError(f"data: every split must be sentence pairs or single texts, not a mix ({which}); "
-                        "check data.text_pair_field and the files")
-
-
 def _stratified_split(examples: list[Example], n_keep: int, seed: int) -> tuple[list[Example], list[Example]]:
     """Deterministic stratified split: (kept n_keep examples, rest). Falls back to random for singleton classes."""
     from sklearn.model_selection import train_test_split
@@ -325,17 +317,6 @@ def encode(tokenizer, texts: list[str], max_length: int, chunk: int = 8192) -> l
     return ids
 
 
-def encode_pairs(tokenizer, a: list[str], b: list[str], max_length: int, chunk: int = 8192):
-    """tokenizer(a, b) the standard way: [CLS] a [SEP] b [SEP], token types 0/1, the longer side truncated first.
-    Returns (ids, token type ids)."""
-    ids, types = [], []
-    for i in range(0, len(a), chunk):
-        enc = tokenizer(a[i:i + chunk], b[i:i + chunk], truncation="longest_first", max_length=max_length)
-        ids.extend(enc["input_ids"])
-        types.extend(enc.get("token_type_ids") or [[0] * len(x) for x in enc["input_ids"]])
-    return ids, types
-
-
 def pad(seqs: list, index, width: int | None, value: int,
         pad_to_multiple_of: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(padded ids, attention mask) of rows `index` of `seqs`: as wide as `width` if given, else as the longest
@@ -355,32 +336,43 @@ def pad(seqs: list, index, width: int | None, value: int,
 def model_inputs(model, batch: dict, device, non_blocking: bool = False) -> dict:
     """The forward() keyword arguments for `model` from a batch, on `device`: the one place that decides them.
 
-    Pairs: a siamese model (config.siamese) gets each side on its own (input_ids/attention_mask = first text,
-    input_ids_b/attention_mask_b = second); every other model gets the joint encoding with token_type_ids."""
-    if getattr(model.config, "siamese", False):
-        keys = {"input_ids_a": "input_ids", "attention_mask_a": "attention_mask",
-                "input_ids_b": "input_ids_b", "attention_mask_b": "attention_mask_b"}
-    else:
-        keys = {k: k for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-    return {name: batch[key].to(device, non_blocking=non_blocking) for key, name in keys.items()}
+    Pairs come encoded for one input kind (kdnlp/pairs.py): jointly with token_type_ids for transformers, or each
+    side on its own (input_ids/attention_mask = first text, input_ids_b/attention_mask_b = second) for a siamese
+    model. A batch of the other kind is refused here rather than read wrongly."""
+    siamese = getattr(model.config, "siamese", False)
+    if siamese != ("input_ids_b" in batch):
+        raise ValueError(f"a batch encoded for the {'joint' if siamese else 'per-side'} pair input given to a model "
+                         f"that reads {'each side on its own' if siamese else 'single texts or joint pairs'}: "
+                         "encode the split with pair_input=input_kind(model)")
+    keys = ("input_ids", "attention_mask") + (("input_ids_b", "attention_mask_b") if siamese else ("token_type_ids",))
+    return {k: batch[k].to(device, non_blocking=non_blocking) for k in keys if k in batch}
 
 
 class EncodedSplit:
     """Token ids of one split under one tokenizer; row i is example i.
 
-    Sentence pairs keep two encodings: joint (`ids`, `types`: for transformers) and per side (`ids_a`, `ids_b`:
-    for the siamese BiLSTM); model_inputs() picks what a model takes."""
+    Sentence pairs are tokenised once, for the input kind of the model that reads them (`pair_input`, see
+    kdnlp/pairs.py): joint (`ids`, `types`: [CLS] a [SEP] b [SEP]) or per side (`ids` = first texts, `ids_b` =
+    second texts, for the siamese BiLSTM). model_inputs() checks that a batch suits its model."""
 
-    def __init__(self, examples: list[Example], tokenizer, max_length: int):
+    def __init__(self, examples: list[Example], tokenizer, max_length: int, pair_input: str = JOINT):
         self.pairs = bool(examples) and getattr(examples[0], "text_b", None) is not None
-        if self.pairs:
-            a, b = [e.text for e in examples], [e.text_b for e in examples]
-            self.ids, self.types = encode_pairs(tokenizer, a, b, max_length)
-            self.ids_a, self.ids_b = encode(tokenizer, a, max_length), encode(tokenizer, b, max_length)
+        self.pair_input = pair_input if self.pairs else None
+        texts = [e.text for e in examples]
+        if self.pair_input == JOINT:
+            self.ids, self.types = encode_pairs(tokenizer, texts, [e.text_b for e in examples], max_length)
+            self.lengths = np.array([len(x) for x in self.ids])
+        elif self.pair_input == SIDES:  # both sides in one tokenizer pass, then cut in two
+            both = encode(tokenizer, texts + [e.text_b for e in examples], max_length)
+            self.ids, self.ids_b = both[:len(texts)], both[len(texts):]
+            # both sides are padded: sort and budget batches by the two lengths together
+            self.lengths = np.array([len(a) + len(b) for a, b in zip(self.ids, self.ids_b)])
+        elif self.pairs:
+            raise ValueError(f"pair_input: {pair_input!r}; expected {JOINT!r} or {SIDES!r}")
         else:
-            self.ids = encode(tokenizer, [e.text for e in examples], max_length)
+            self.ids = encode(tokenizer, texts, max_length)
+            self.lengths = np.array([len(x) for x in self.ids])
         self.labels = self.encode_labels(examples)
-        self.lengths = np.array([len(x) for x in self.ids])
         self.pad_id = tokenizer.pad_token_id or 0
 
     @staticmethod
@@ -401,14 +393,16 @@ class EncodedSplit:
         """Dynamic padding: pad to the longest example of this batch only (or to `width`, e.g. max_length).
 
         pad_to_multiple_of: round the dynamic width up (8 on CUDA: tensor-core friendly shapes, fewer distinct
-        shapes); an explicit `width` is kept as given. Pairs also get token_type_ids and each side on its own."""
+        shapes); an explicit `width` is kept as given. Pairs also get their token_type_ids (joint) or the second
+        side's ids and mask (per side)."""
         input_ids, mask = pad(self.ids, index, width, self.pad_id, pad_to_multiple_of)
         batch = {"input_ids": input_ids, "attention_mask": mask, "index": torch.from_numpy(np.asarray(index))}
-        if getattr(self, "pairs", False):  # subclasses (NER, masked LM) have no pairs
+        kind = getattr(self, "pair_input", None)  # subclasses (NER, masked LM) have no pairs
+        if kind == JOINT:
             batch["token_type_ids"] = pad(self.types, index, input_ids.shape[1], 0)[0]
-            for side, seqs in (("a", self.ids_a), ("b", self.ids_b)):
-                batch[f"input_ids_{side}"], batch[f"attention_mask_{side}"] = \
-                    pad(seqs, index, width, self.pad_id, pad_to_multiple_of)
+        elif kind == SIDES:
+            batch["input_ids_b"], batch["attention_mask_b"] = pad(self.ids_b, index, width, self.pad_id,
+                                                                  pad_to_multiple_of)
         return batch
 
     def train_batch_indices(self, batch_size: int, rng: random.Random, bucket: int = 50) -> list[list[int]]:

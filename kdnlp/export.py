@@ -24,6 +24,7 @@ from torch import nn
 from .errors import UserError
 from .fileio import atomic_path, write_json
 from .data import model_inputs
+from .pairs import input_kind
 from .modeldir import load_model_dir
 from .ner import TokenLogits
 
@@ -150,7 +151,8 @@ def export(trainer, name: str, fmt: str, quantize: str | None = None, max_exampl
     model.to(cpu)
     if max_examples is not None and max_examples < 1:
         raise UserError("export: --examples must be >= 1")
-    test = trainer.task.encode(trainer.splits.test[:max_examples], tokenizer, trainer.cfg.data.max_length)
+    test = trainer.task.encode(trainer.splits.test[:max_examples], tokenizer, trainer.cfg.data.max_length,
+                               input_kind(model))
     # trace on real test rows of different lengths, so padding and masking are part of the traced graph
     inputs = model_inputs(model, test.collate(np.arange(min(8, len(test)))), cpu)
     wrapped = LogitsOnly(model, list(inputs)).eval()

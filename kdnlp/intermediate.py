@@ -123,7 +123,7 @@ class LayerLoss(nn.Module):
             else:
                 value = _masked_mean(1 - F.cosine_similarity(s, t, dim=-1), attention_mask)
             total = total + m.weight * value
-            parts[m.name] = value.item()
+            parts[m.name] = value.detach()  # read by fit once per epoch, not here (a host sync)
         return total, parts
 
 

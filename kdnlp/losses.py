@@ -11,6 +11,10 @@ Without such rows this is exactly alpha * mean CE + T * mean D.
 Schedules: alpha, T and temperature are constant unless `<key>_end` is set, in which case they move linearly from
 `<key>` at the first step to `<key>_end` at the last (Trainer.fit calls start_step before every step; the step is
 part of fit's resume state, so a resumed run continues the schedule where it stopped).
+
+Every loss returns (total, parts): the parts (ce, mse, ...) are detached tensors, never Python floats, so that
+computing them does not wait for the GPU (a .item() is a host sync); Trainer.fit sums them on the device and reads
+them once per epoch (kdnlp/loop.py, RunningLoss).
 """
 from __future__ import annotations
 
@@ -22,9 +26,14 @@ from .ner import IGNORE  # -100: no gold label (PyTorch's ignore_index)
 
 
 def teacher_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, loss: str, temperature: float) -> torch.Tensor:
+    """D(student, teacher) per distill.loss: mse on logits; kl (single-label) between the temperature-softened
+    softmaxes; bce (multi-label) of the student's logits / t against the teacher's sigmoid(logits / t), each label
+    its own two-class distribution. kl and bce are x temperature^2 (gradients keep their scale)."""
     if loss == "mse":
         return F.mse_loss(student_logits, teacher_logits)
     t = temperature
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(student_logits / t, torch.sigmoid(teacher_logits / t)) * t * t
     return F.kl_div(F.log_softmax(student_logits / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1),
                     reduction="batchmean", log_target=True) * t * t
 
@@ -53,22 +62,32 @@ class DistillLoss:
         self.T = scheduled(c.T, c.T_end, progress)
         self.temperature = scheduled(c.temperature, c.temperature_end, progress)
 
+    # the gold term's name in the logged parts, and the teacher term's (multilabel: "bce" and "teacher_<loss>")
+    gold_part = "ce"
+
+    def teacher_part(self) -> str:
+        return self.cfg.loss
+
+    @staticmethod
+    def gold_term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # sum over gold rows / all rows: an augmented row (label -100) adds no CE but still counts in the mean
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum") / max(len(labels), 1)
+
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None):
         logits = logits.float()
         total = logits.new_zeros(())
         parts = {}
         if self.alpha > 0:
-            # sum over gold rows / all rows: an augmented row (label -100) adds no CE but still counts in the mean
-            ce = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum") / max(len(labels), 1)
-            total = total + self.alpha * ce
-            parts["ce"] = ce.item()
+            gold = self.gold_term(logits, labels)
+            total = total + self.alpha * gold
+            parts[self.gold_part] = gold.detach()
         if self.T > 0:
             d = teacher_term(logits, teacher_logits.float(), self.cfg.loss, self.temperature)
             total = total + self.T * d
-            parts[self.cfg.loss] = d.item()
+            parts[self.teacher_part()] = d.detach()
         return total, parts
 
 
 def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor, _teacher_logits=None):
     ce = F.cross_entropy(logits.float(), labels)
-    return ce, {"ce": ce.item()}
+    return ce, {"ce": ce.detach()}

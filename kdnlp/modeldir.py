@@ -10,6 +10,7 @@ Writes are atomic (a temp dir renamed into place), so a crash leaves the previou
 """
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -24,10 +25,14 @@ LABELS_FILE = "labels.txt"
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
 
 
-def save_model_dir(model, tokenizer, labels: list[str], path: Path, state: dict, weights: dict | None = None) -> None:
-    """`weights`: a state dict to write instead of the model's current one (BackgroundSaver's CPU snapshot)."""
+def save_model_dir(model, tokenizer, labels: list[str], path: Path, state: dict, weights: dict | None = None,
+                   config=None) -> None:
+    """`weights` and `config`: a state dict and a config to write instead of the model's current ones
+    (BackgroundSaver's snapshots, taken when the save was asked for)."""
     with atomic_dir(path) as tmp:
         model.save_pretrained(str(tmp), state_dict=weights)
+        if config is not None:  # replaces the config.json save_pretrained wrote from the live model.config
+            config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         if "Bert" in type(tokenizer).__name__ and not (tmp / "vocab.txt").exists():
             # transformers 5 writes only tokenizer.json; keep the BERT-style vocab.txt next to the weights too
@@ -66,6 +71,15 @@ def load_model_dir(path: Path, task: str = "classification"):
     return model, tokenizer, labels
 
 
+def config_snapshot(model):
+    """A copy of model.config as save_pretrained would write it now: training goes on changing the live one (a
+    multi-label dev evaluation rewrites its thresholds), and the copy must match the weights copied with it."""
+    config = copy.deepcopy(model.config)
+    config.dtype = str(model.dtype).split(".")[1]  # what save_pretrained records: "float32"
+    config.architectures = [type(model).__name__]
+    return config
+
+
 def cpu_snapshot(model) -> dict:
     """A CPU copy of the model's state dict that training cannot change; tied weights stay one shared tensor."""
     copies: dict = {}
@@ -79,8 +93,9 @@ def cpu_snapshot(model) -> dict:
 
 
 class BackgroundSaver:
-    """Best-checkpoint saves that do not stall training: save() copies the weights to the CPU (the only part the
-    training loop waits for) and writes the directory (save_model_dir: atomic, manifest, fsync) in a thread.
+    """Best-checkpoint saves that do not stall training: save() copies the weights to the CPU and the config (the
+    only part the training loop waits for) and writes the directory (save_model_dir: atomic, manifest, fsync) in a
+    thread: what is written is the model as it was when save() was called, whatever training does meanwhile.
 
     One write at a time: save() and wait() first finish the previous one. wait() must run before anything reads
     the directory (the end of fit, the resume state that records this best score). A failed write is raised by
@@ -97,7 +112,7 @@ class BackgroundSaver:
     def save(self, model, tokenizer, labels: list[str], path: Path, state: dict) -> None:
         self.wait()
         t0 = time.perf_counter()
-        weights = cpu_snapshot(model)
+        weights, config = cpu_snapshot(model), config_snapshot(model)
         state = json.loads(json.dumps(state))  # training goes on changing the live dict
         self.stall_seconds += time.perf_counter() - t0
         self.saves += 1
@@ -105,7 +120,7 @@ class BackgroundSaver:
         def write():
             t1 = time.perf_counter()
             try:
-                save_model_dir(model, tokenizer, labels, path, state, weights)
+                save_model_dir(model, tokenizer, labels, path, state, weights, config)
             except BaseException as e:  # re-raised in the training thread by wait()
                 self._error = e
             self.write_seconds += time.perf_counter() - t1

@@ -166,31 +166,20 @@ def target(ids: torch.Tensor, n_labels: int) -> torch.Tensor:
 
 def bce_loss(logits: torch.Tensor, labels: torch.Tensor, _teacher_logits=None):
     bce = F.binary_cross_entropy_with_logits(logits.float(), target(labels, logits.shape[1]))
-    return bce, {"bce": bce.item()}
-
-
-def teacher_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, loss: str, temperature: float) -> torch.Tensor:
-    if loss == "mse":
-        return F.mse_loss(student_logits, teacher_logits)
-    t = temperature
-    return F.binary_cross_entropy_with_logits(student_logits / t, torch.sigmoid(teacher_logits / t)) * t * t
+    return bce, {"bce": bce.detach()}
 
 
 class MultiLabelDistillLoss(DistillLoss):
-    """alpha * BCE(student, gold) + T * D(student, teacher), D per distill.loss (mse | bce); schedules as DistillLoss."""
+    """alpha * BCE(student, gold) + T * D(student, teacher), D per distill.loss (mse | bce: losses.teacher_term);
+    the rule and the schedules are DistillLoss's, only the gold term is BCE."""
+    gold_part = "bce"
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None):
-        logits = logits.float()
-        total, parts = logits.new_zeros(()), {}
-        if self.alpha > 0:
-            bce, _ = bce_loss(logits, labels)
-            total = total + self.alpha * bce
-            parts["bce"] = bce.item()
-        if self.T > 0:
-            d = teacher_term(logits, teacher_logits.float(), self.cfg.loss, self.temperature)
-            total = total + self.T * d
-            parts[f"teacher_{self.cfg.loss}"] = d.item()
-        return total, parts
+    def teacher_part(self) -> str:
+        return f"teacher_{self.cfg.loss}"  # "bce" is the gold term's name
+
+    @staticmethod
+    def gold_term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return bce_loss(logits, labels)[0]
 
 
 # ---------------------------------------------------------------- thresholds and metrics
@@ -259,8 +248,8 @@ class MultiLabel:
     load_splits = staticmethod(load_multilabel_splits)
 
     @staticmethod
-    def encode(examples, tokenizer, max_length: int) -> EncodedMultiLabelSplit:
-        return EncodedMultiLabelSplit(examples, tokenizer, max_length)
+    def encode(examples, tokenizer, max_length: int, pair_input: str = "joint") -> EncodedMultiLabelSplit:
+        return EncodedMultiLabelSplit(examples, tokenizer, max_length, pair_input)
 
     @classmethod
     def dev_score(cls, trainer, model, data, labels: list[str], batch_size: int) -> float:

@@ -24,9 +24,11 @@ from .errors import UserError
 from .fileio import recover_dir, sha256_file, write_json
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, load_model_dir, save_model_dir
 from .ner import IGNORE
+from .pairs import record_input
 from .report import classification_metrics, format_report
-from .teacher import load_fine_tuned, load_tokenizer, resolve_pretrained, source_fingerprint
-from .teacher_outputs import align, check_loss, read_outputs
+from .teacher import from_hub, load_fine_tuned, load_tokenizer, locate, source_fingerprint
+from .preflight import trainer_needs_logits
+from .teacher_outputs import align, check_loss, example_key, read_outputs
 from .vocab import build_vocab_file
 
 
@@ -56,6 +58,7 @@ class PipelineSteps:
         model, tokenizer, perm = load_fine_tuned(spec, self.splits.labels, self.cfg.task, self.cfg.data.labels is not None)
         order = "" if perm == list(range(len(perm))) else f", its outputs reordered to the data's labels {perm}"
         print(f"teacher: {spec} used as it is, not trained ({model.num_parameters() / 1e6:.1f}M parameters{order})")
+        record_input(model, any(getattr(e, "text_b", None) is not None for e in self.splits.test), self.cfg.data.max_length)
         if self.is_main:
             save_model_dir(model, tokenizer, self.splits.labels, tdir, {"fine_tuned": source})
         self.accelerator.wait_for_everyone()
@@ -73,10 +76,11 @@ class PipelineSteps:
             return load_tokenizer(tdir)
         t = self.cfg.teacher
         if t.pretrained is not None:
-            path = Path(resolve_pretrained(t.pretrained))
-            if not path.is_dir():
-                raise UserError(f"{t.pretrained}: teacher directory not found; its tokenizer is needed for the student")
-            return load_tokenizer(path)
+            resolved, path = locate(t.pretrained, "teacher.pretrained")
+            if path is not None:
+                return load_tokenizer(path)
+            from transformers import AutoTokenizer
+            return from_hub("teacher.pretrained", t.pretrained, lambda: AutoTokenizer.from_pretrained(resolved))
         from transformers import BertTokenizer
         return BertTokenizer(str(self._vocab_file()))
 
@@ -150,16 +154,20 @@ class PipelineSteps:
         """teacher.outputs, read and validated once (kdnlp/teacher_outputs.py)."""
         if getattr(self, "_outputs", None) is None:
             t = self.cfg.teacher
-            self._outputs = read_outputs(t.outputs, self.splits.labels, t.outputs_type, t.outputs_ids)
+            self._outputs = read_outputs(t.outputs, self.splits.labels, t.outputs_type, t.outputs_ids,
+                                         by_index=self.cfg.data.labels is not None)
             check_loss(self._outputs, self.cfg.distill.loss)
         return self._outputs
 
     def outputs_report(self) -> dict | None:
         """The supplied outputs scored on test, when they cover every test text (the teacher's accuracy)."""
+        if not trainer_needs_logits(self.cfg):
+            print("teacher: distill.T = 0, so teacher.outputs is not read (no teacher report)")
+            return None
         outputs = self.supplied_outputs()
         index = outputs.lookup()
         test = self.splits.test
-        key = (lambda e: str(e.id)) if outputs.key_kind == "id" else (lambda e: e.text)
+        key = lambda e: example_key(e, outputs.key_kind)
         if not all(key(e) in index for e in test):
             print("teacher: the supplied outputs do not cover the test texts, so there is no teacher report")
             return None

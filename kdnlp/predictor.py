@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from .errors import UserError
+from .pairs import check_pair_input, input_kind, recorded_input
 
 
 class Predictor:
@@ -36,6 +37,7 @@ class Predictor:
         self.task = trainer.task
         self.max_length = trainer.cfg.data.max_length
         self.model, self.tokenizer, self.labels = load_model_dir(self.model_dir, self.task_name)
+        self.pair_input = input_kind(self.model)  # sentence pairs: jointly or each side on its own
         self.device = trainer.device
         self.model.to(self.device).eval()
 
@@ -46,8 +48,9 @@ class Predictor:
         processes, draws a progress bar and gathers rows, about 2 ms a call, which is more than a static
         student's whole forward pass on 64 texts. NER keeps predict_logits (per-word logits of valid positions)."""
         from .data import model_inputs
+        check_pair_input(self.model.config, texts, self.model_dir)
         examples = self.task.unlabelled(list(texts))
-        data = self.task.encode(examples, self.tokenizer, self.max_length)
+        data = self.task.encode(examples, self.tokenizer, self.max_length, self.pair_input)
         with torch.inference_mode():
             if self.task_name == "ner":
                 return examples, data, self.trainer.predict_logits(self.model, data, batch_size)
@@ -84,23 +87,34 @@ class Predictor:
                 for s, p, k in zip(shown, probs.tolist(), best)]
 
 
-def run_settings(model_dir: Path) -> dict:
-    """task and data.max_length of the run that trained `model_dir`, from its config.resolved.yaml if present."""
+def _run_max_length(model_dir: Path) -> int | None:
+    """data.max_length of the run that trained `model_dir`, from its config.resolved.yaml if present and readable
+    (models trained before config.json recorded it)."""
     path = model_dir.parent / "config.resolved.yaml"
-    if not path.is_file():
-        return {}
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        return {}
-    return {"task": raw.get("task"), "max_length": (raw.get("data") or {}).get("max_length")}
+        return int(raw["data"]["max_length"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
+
+
+def model_task(config) -> str:
+    """The task a saved model was trained for, from its own config.json: a token classifier is ner, a head with
+    problem_type multi_label_classification (or dev-chosen thresholds) is multilabel, anything else classification."""
+    from .multilabel import THRESHOLDS_KEY
+    if any(a.endswith("ForTokenClassification") for a in config.architectures or []):
+        return "ner"
+    if config.problem_type == "multi_label_classification" or getattr(config, THRESHOLDS_KEY, None) is not None:
+        return "multilabel"
+    return "classification"
 
 
 def load(model_dir: str | Path, *, task: str | None = None, max_length: int | None = None,
          device: str = "auto") -> Predictor:
-    """A Predictor for a model folder kdnlp saved. task and max_length default to those of the run that trained
-    the model (<output_dir>/config.resolved.yaml); without that file the task comes from the model's class
-    (token classifier = ner) and max_length is 128."""
+    """A Predictor for a model folder kdnlp saved. The model's own config.json decides the task (its head: token
+    classifier, multi-label problem_type and thresholds) and max_length (recorded at training); a model trained
+    before max_length was recorded takes it from <output_dir>/config.resolved.yaml, and without either
+    `max_length` must be given."""
     from transformers import AutoConfig
 
     from .config import config_from_dict
@@ -108,13 +122,12 @@ def load(model_dir: str | Path, *, task: str | None = None, max_length: int | No
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise UserError(f"{model_dir}: no trained model here (a folder such as saved_dict/demo/student)")
-    found = run_settings(model_dir)
-    if task is None:
-        task = found.get("task")
-    if task is None:
-        archs = AutoConfig.from_pretrained(str(model_dir)).architectures or []
-        task = "ner" if any(a.endswith("ForTokenClassification") for a in archs) else "classification"
-    data = {"max_length": max_length or found.get("max_length") or 128}
-    cfg = config_from_dict({"task": task, "data": data, "train": {"device": device},
+    config = AutoConfig.from_pretrained(str(model_dir))
+    task = task or model_task(config)
+    max_length = max_length or recorded_input(config).get("max_length") or _run_max_length(model_dir)
+    if max_length is None:
+        raise UserError(f"{model_dir}: its max_length is not recorded (no kdnlp_input in config.json, no readable "
+                        f"{model_dir.parent / 'config.resolved.yaml'}); pass max_length=, the data.max_length it was trained with")
+    cfg = config_from_dict({"task": task, "data": {"max_length": max_length}, "train": {"device": device},
                             "output_dir": str(model_dir.parent)}, source="<predict>")
     return Predictor(Trainer(cfg), model_dir)

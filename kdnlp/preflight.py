@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import UserError
 from .intermediate import layer_matches
 from .students.truncated_bert import check_truncatable, student_layers
-from .teacher import _has_model_type, check_model_dir, fine_tuned_source, match_labels, resolve_pretrained
+from .teacher import fine_tuned_source, match_labels, random_teacher_config, resolve_pretrained, source_config
 
 MODEL_STUDENTS = ("bert", "theseus", "fastbert")  # built from the fine-tuned teacher's own layers
 
@@ -22,8 +22,8 @@ def teacher_config(trainer, command: str):
     """The teacher's transformers config as the students will see it (None: no teacher model).
 
     Reads only config files, so this costs milliseconds even for a BERT-large teacher."""
-    from transformers import AutoConfig, BertConfig
-    cfg, t = trainer.cfg, trainer.cfg.teacher
+    from transformers import AutoConfig
+    t = trainer.cfg.teacher
     own = trainer.out / "teacher"
     if t.fine_tuned is not None:
         return _fine_tuned_config(trainer, t.fine_tuned)
@@ -32,28 +32,13 @@ def teacher_config(trainer, command: str):
     if command in ("train-student", "cache-logits") and (own / "config.json").is_file():
         return AutoConfig.from_pretrained(str(own))
     if t.pretrained is None:  # a random BERT from teacher.config
-        valid = set(BertConfig().to_dict())
-        unknown = [k for k in (t.config or {}) if k not in valid]
-        if unknown:
-            raise UserError(f"teacher.config: unknown BertConfig field '{unknown[0]}'")
+        config = random_teacher_config(t.config)
         if t.vocab != "build" and not Path(t.vocab).is_file():
             raise UserError(f"teacher.vocab: {t.vocab} not found (a vocab.txt, one token per line, or 'build')")
-        return BertConfig(**(t.config or {}))
-    spec = resolve_pretrained(t.pretrained)
-    path = Path(spec)
-    if path.is_dir():
-        check_model_dir(path)
-        return AutoConfig.from_pretrained(spec) if _has_model_type(path) else BertConfig.from_pretrained(spec)
-    if command in ("train-student", "cache-logits"):
+        return config
+    if command in ("train-student", "cache-logits") and not Path(resolve_pretrained(t.pretrained)).is_dir():
         raise UserError(f"{own}: no trained teacher yet (run kdnlp train-teacher or kdnlp distill first)")
-    from .teacher import HOW_TO_GET
-    if path.exists() or spec == "bert_pretrain" or spec.startswith((".", "/", "~")):
-        raise UserError(f"{spec}: teacher directory not found; {HOW_TO_GET}")
-    try:  # a hub id: its config only, never its weights
-        return AutoConfig.from_pretrained(spec)
-    except OSError as e:
-        raise UserError(f"teacher.pretrained: '{spec}' is not a local directory and could not be fetched "
-                        f"from the hub ({str(e).splitlines()[0]}); {HOW_TO_GET}") from None
+    return source_config(t.pretrained, "teacher.pretrained")  # a hub id: its config only, never its weights
 
 
 def _fine_tuned_config(trainer, spec: str):
@@ -101,8 +86,7 @@ def check_student(trainer, config) -> None:
     if config is None or st.type not in MODEL_STUDENTS:
         return
     n = config.num_hidden_layers
-    default_k = None if st.type == "fastbert" else 6
-    layers = student_layers(st, n, default_k)  # raises for a depth or a layer index the teacher does not have
+    layers = student_layers(st, n)  # raises for a depth or a layer index the teacher does not have
     if st.type == "theseus" and len(layers) >= n:
         raise UserError(f"student.num_layers: theseus needs fewer layers than the teacher's {n}, got {len(layers)}")
     if st.type in ("theseus", "fastbert") and config.model_type != "bert":
@@ -121,11 +105,15 @@ def check(trainer, command: str) -> None:
     """Everything the config fixes, for `command`; raises UserError (one line, exit 2) before any training."""
     cfg = trainer.cfg
     splits = trainer.splits  # data files, label files, labels: read and validated here
-    if cfg.teacher.outputs is not None:
+    if cfg.teacher.outputs is not None and trainer_needs_logits(cfg):  # T = 0: the file is not read at all
         from .teacher_outputs import align, check_loss
         if cfg.augment.enabled and cfg.teacher.fine_tuned is None:
             raise UserError("augment: the transfer set is labelled by a teacher model; teacher.outputs cannot label "
                             "new texts (set augment.enabled: false, or teacher.fine_tuned)")
+        if cfg.augment.enabled:  # teacher.fine_tuned would label the augmented rows: two teachers, two scales
+            raise UserError("augment: the augmented texts would be labelled by teacher.fine_tuned while the original "
+                            "rows get teacher.outputs: two teachers mixed on different scales; set augment.enabled: "
+                            "false, or drop teacher.outputs so that teacher.fine_tuned labels both")
         outputs = trainer.supplied_outputs()  # every row validated
         check_loss(outputs, cfg.distill.loss)
         if command in ("distill", "train-student"):

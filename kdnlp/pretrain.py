@@ -172,7 +172,8 @@ class MaskedLM:
     def __init__(self, settings: PretrainConfig):
         self.settings = settings
 
-    def encode(self, examples: list[Example], tokenizer, max_length: int) -> MaskedWindows:
+    def encode(self, examples: list[Example], tokenizer, max_length: int, pair_input: str = "joint") -> MaskedWindows:
+        # corpus windows of single texts: pair_input does not apply
         return MaskedWindows(examples, tokenizer, max_length, self.settings)
 
     def dev_score(self, trainer, model, data: MaskedWindows, labels, batch_size: int) -> float:

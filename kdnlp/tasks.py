@@ -10,6 +10,7 @@ from .data import EncodedSplit, Example, is_chinese, load_splits
 from .ner import EncodedTagSplit, TagExample, TokenLogits, entity_metrics, format_entity_report, load_ner_splits
 from .losses import DistillLoss, cross_entropy_loss
 from .multilabel import MultiLabel
+from .pairs import JOINT
 from .report import classification_metrics, format_report
 
 
@@ -35,8 +36,9 @@ class Classification(Task):
     load_splits = staticmethod(load_splits)
 
     @staticmethod
-    def encode(examples, tokenizer, max_length: int) -> EncodedSplit:
-        return EncodedSplit(examples, tokenizer, max_length)
+    def encode(examples, tokenizer, max_length: int, pair_input: str = JOINT) -> EncodedSplit:
+        """pair_input: how the reading model takes sentence pairs (pairs.input_kind(model))."""
+        return EncodedSplit(examples, tokenizer, max_length, pair_input)
 
     @staticmethod
     def score(logits: np.ndarray, data: EncodedSplit, labels: list[str], config=None) -> float:
@@ -62,7 +64,8 @@ class Ner(Task):
     load_splits = staticmethod(load_ner_splits)
 
     @staticmethod
-    def encode(examples, tokenizer, max_length: int) -> EncodedTagSplit:
+    def encode(examples, tokenizer, max_length: int, pair_input: str = JOINT) -> EncodedTagSplit:
+        # single word sequences only: pair_input does not apply
         return EncodedTagSplit(examples, tokenizer, max_length)
 
     @staticmethod

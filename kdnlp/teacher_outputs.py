@@ -3,17 +3,22 @@
 Two file shapes:
 
     outputs.jsonl   optional first line {"labels": [...]} naming the columns; then one object per example:
-                    {"text": ... | "id": ..., "logits": [...] | "probs": [...]}; the numbers are a list (in the header's
-                    order, else data label order) or a {label: value} mapping
+                    {"text": ... [, "text_b": ...] | "id": ..., "logits": [...] | "probs": [...]}; the numbers are a
+                    list (in the header's order, else data label order) or a {label: value} mapping
     outputs.npy     rows x labels (data label order), with teacher.outputs_ids: one text (or data id) per line
+                    (a sentence pair: both texts, tab-separated)
 
-Probabilities become logits as log(p) (softmax(log p / t) = p^(1/t) renormalised: the temperature still applies),
-so the student trains on them exactly as on cached logits. Every problem is one UserError naming the line.
+Texts are matched after Unicode NFC normalisation and trimming, on both sides (an API or a macOS tool may write
+'café' decomposed); a sentence pair is keyed by both its texts, never by the first alone (in RTE, 210 train pairs
+share their first sentence). Probabilities become logits as log(p) (softmax(log p / t) = p^(1/t) renormalised: the
+temperature still applies), so the student trains on them exactly as on cached logits. Every problem is one
+UserError naming the line; a text given twice with different values names both lines.
 """
 from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +26,7 @@ import numpy as np
 
 from .data import _records_json  # JSON lines with their line numbers, one clear error per bad line
 from .errors import UserError
+from .teacher import match_labels
 
 PROB_TOLERANCE = 1e-3  # |sum(probs) - 1| allowed (rounded API outputs)
 MIN_PROB = 1e-7        # log(0) = -inf: a hard 0 becomes this before the log
@@ -36,11 +42,21 @@ class TeacherOutputs:
     where: list[str]             # per row: "<path> line N" for messages
 
     def lookup(self) -> dict[str, int]:
-        """key -> first row with that key (a repeated text gets the teacher's first answer)."""
+        """key -> first row with that key (_finish has checked that repeated keys repeat the same values)."""
         index: dict[str, int] = {}
         for i, k in enumerate(self.keys):
             index.setdefault(k, i)
         return index
+
+
+def text_key(text: str, text_b: str | None = None) -> str:
+    """What a row and an example are matched by: NFC, trimmed; a pair's two texts joined by a tab."""
+    norm = lambda t: unicodedata.normalize("NFC", t).strip()
+    return norm(text) if text_b is None else f"{norm(text)}\t{norm(text_b)}"
+
+
+def example_key(e, key_kind: str) -> str:
+    return str(e.id) if key_kind == "id" else text_key(e.text, e.text_b)
 
 
 def _values(raw, where: str, order: list[str], labels: list[str]) -> list[float]:
@@ -74,17 +90,22 @@ def _check_row(values: list, where: str, kind: str) -> None:
                             "give logits instead, or normalise them")
 
 
-def _header_order(header: dict, where: str, labels: list[str]) -> list[str]:
+def _header_order(header: dict, where: str, labels: list[str], by_index: bool) -> list[str]:
+    """The columns' class names in data-label terms. The names must be the data's (any order); generic LABEL_i
+    names (kdnlp label on a checkpoint without names) map by index when data.labels gives the order: the rule
+    teacher.fine_tuned uses (match_labels)."""
     order = header.get("labels")
     if not isinstance(order, list) or not all(isinstance(x, str) for x in order):
         raise UserError(f"{where}: the header must be {{\"labels\": [class names in column order]}}")
-    if sorted(order) != sorted(labels):
-        raise UserError(f"{where}: the header's labels {order[:12]} are not the data's {labels[:12]}; "
-                        "name the same classes (order may differ)")
-    return order
+    perm = match_labels(order, labels, f"{where}: the header", by_index)  # data label i = column perm[i]
+    named = [""] * len(order)
+    for i, column in enumerate(perm):
+        named[column] = labels[i]
+    return named
 
 
-def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_path: str | None = None) -> TeacherOutputs:
+def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_path: str | None = None,
+                 by_index: bool = False) -> TeacherOutputs:
     """Read and validate a teacher.outputs file (every row), without looking at the data yet."""
     p = Path(path)
     if not p.is_file():
@@ -98,7 +119,7 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
         if not isinstance(rec, dict):
             raise UserError(f"{at}: expected an object like {{\"text\": ..., \"logits\": [...]}}")
         if not rows and "labels" in rec and not ({"logits", "probs"} & set(rec)):
-            order = _header_order(rec, at, labels)
+            order = _header_order(rec, at, labels, by_index)
             continue
         kind = [k for k in ("logits", "probs") if k in rec]
         if len(kind) != 1:
@@ -106,11 +127,13 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
         key = "id" if "id" in rec else "text" if "text" in rec else None
         if key is None or not isinstance(rec[key], (str, int)) or (key == "text" and not str(rec[key]).strip()):
             raise UserError(f"{at}: each row needs a non-empty \"text\" (or the example's \"id\")")
+        if key == "text" and not isinstance(rec.get("text_b", ""), str):
+            raise UserError(f"{at}: \"text_b\" (a pair's second text) must be a string")
         values = _values(rec[kind[0]], at, order, labels)
         _check_row(values, at, kind[0])
         kinds.add(kind[0])
         key_kinds.add(key)
-        keys.append(str(rec[key]).strip() if key == "text" else str(rec[key]))
+        keys.append(text_key(str(rec["text"]), rec.get("text_b") or None) if key == "text" else str(rec[key]))
         rows.append(values)
         where.append(at)
     if not rows:
@@ -134,17 +157,37 @@ def _read_npy(p: Path, labels: list[str], outputs_type: str, ids_path: str | Non
     ids_file = Path(ids_path or "")
     if not ids_file.is_file():
         raise UserError(f"teacher.outputs_ids: {ids_path} not found (one text or data id per line, row i = line i)")
-    keys = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    keys = [text_key(*line.split("\t", 1)) for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(keys) != len(array):
         raise UserError(f"{ids_file}: {len(keys)} non-empty lines but {p} has {len(array)} rows")
-    kind = "probs" if outputs_type == "probs" else "logits"
+    kind = "probs" if outputs_type == "probs" or (outputs_type == "auto" and _looks_like_probs(array)) else "logits"
+    if kind == "probs" and outputs_type == "auto":  # regressing probabilities as logits (mse) would be silently wrong
+        print(f"teacher outputs: every row of {p} is >= 0 and sums to 1, so they are read as probabilities "
+              "(set teacher.outputs_type: logits if they are logits)")
     where = [f"{p} row {i}" for i in range(len(array))]
     for i, row in enumerate(array):
         _check_row(row.tolist(), where[i], kind)
     return _finish(str(p), kind, keys, "text", array.astype(np.float64), where)
 
 
+def _looks_like_probs(array: np.ndarray) -> bool:
+    """Rows that are all >= 0 and each sum to 1: probabilities (real logits almost never are)."""
+    return bool(np.isfinite(array).all() and (array >= 0).all()
+                and np.allclose(array.sum(1), 1.0, rtol=0, atol=PROB_TOLERANCE))
+
+
+def _check_repeats(keys: list[str], values: np.ndarray, where: list[str], key_kind: str) -> None:
+    """A text (or id) given twice must repeat the same values: which one would win is otherwise undefined."""
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        j = first.setdefault(k, i)
+        if j != i and not np.array_equal(values[i], values[j]):
+            raise UserError(f"{where[i]}: {key_kind} {k[:80]!r} was already given different values at {where[j]}; "
+                            "keep one row per example (identical repeats are fine)")
+
+
 def _finish(path, kind, keys, key_kind, values: np.ndarray, where) -> TeacherOutputs:
+    _check_repeats(keys, values, where, key_kind)
     logits = np.log(np.clip(values, MIN_PROB, None)) if kind == "probs" else values
     return TeacherOutputs(path, kind, keys, key_kind, logits.astype(np.float32), where)
 
@@ -161,7 +204,10 @@ def align(outputs: TeacherOutputs, train: list, others: list) -> np.ndarray:
         ids = {str(e.id) for e in train}
         if all(k in ids for k in outputs.keys[:50]):
             key_kind = "id"
-    key_of = (lambda e: str(e.id)) if key_kind == "id" else (lambda e: e.text)
+    key_of = lambda e: example_key(e, key_kind)
+    if key_kind == "text" and any(e.text_b is not None for e in train) and not any("\t" in k for k in outputs.keys):
+        raise UserError(f"{outputs.path}: the data are sentence pairs but its rows give one text; key each row by both "
+                        "texts (\"text\" and \"text_b\"; in a .npy's ids, tab-separated) or by the example's \"id\"")
     if key_kind == "id" and any(e.id is None for e in train):
         raise UserError(f"{outputs.path}: rows refer to examples by \"id\" but the training data has no ids "
                         "(set data.id_field to the id column, or give \"text\" instead)")
@@ -185,14 +231,15 @@ def align(outputs: TeacherOutputs, train: list, others: list) -> np.ndarray:
 def check_loss(outputs: TeacherOutputs, loss: str) -> None:
     if outputs.kind == "probs" and loss == "mse":
         raise UserError(f"{outputs.path}: gives probabilities; distill.loss: mse matches logits, so set "
-                        "distill.loss: kl (KL on the probabilities, with distill.temperature)")
+                        "distill.loss: kl (KL on the probabilities, with distill.temperature), or "
+                        "teacher.outputs_type: logits if they are logits")
 
 
-def write_outputs(path: Path, labels: list[str], keys: list[tuple[str, str]], logits: np.ndarray) -> None:
-    """kdnlp label: header + one {"text"|"id": ..., "logits": [...]} row per input, written atomically."""
+def write_outputs(path: Path, labels: list[str], keys: list[dict], logits: np.ndarray) -> None:
+    """kdnlp label: header + one {"text" [, "text_b"] | "id": ..., "logits": [...]} row per input, written atomically."""
     from .fileio import write_text
     lines = [json.dumps({"labels": labels}, ensure_ascii=False)]
-    for (key_kind, key), row in zip(keys, logits):
+    for key, row in zip(keys, logits):
         # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
-        lines.append(json.dumps({key_kind: key, "logits": [float(x) for x in row]}, ensure_ascii=False))
+        lines.append(json.dumps({**key, "logits": [float(x) for x in row]}, ensure_ascii=False))
     write_text(path, "\n".join(lines) + "\n")

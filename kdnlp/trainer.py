@@ -8,11 +8,12 @@
     evaluate(name)          test report for <out>/<name>
     run()                   preflight checks, all of the above, then the teacher-vs-student table
 
-The teacher sources, the logit cache and the transfer set live in kdnlp/pipeline.py (PipelineSteps, inherited).
+The teacher sources, the logit cache and the transfer set live in kdnlp/pipeline.py (PipelineSteps, inherited);
+batched inference (predict_logits) in kdnlp/inference.py (Inference, inherited); the optimizer, the schedule, the
+accumulation arithmetic and the running loss that fit uses in kdnlp/loop.py.
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 from contextlib import closing, nullcontext
@@ -20,17 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config, dump_config
-from .data import EncodedSplit, Splits, model_inputs, prefetch
-from .distributed import gather_rows, make_accelerator, shard_batches
+from .data import Splits, model_inputs, prefetch
+from .distributed import make_accelerator, shard_batches
 from .errors import UserError
 from .fileio import dir_size, write_json, write_text
+from .inference import Inference
 from .intermediate import IntermediateDistiller
+from .loop import (EpochProgress, RunningLoss, accumulation, labelled_positions, linear_schedule, make_optimizer,
+                   optimizer_steps, pick_device, seed_everything)  # pick_device: also imported from here (kdnlp.trainer.pick_device)
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir
-from .ner import IGNORE, TokenLogits
+from .pairs import input_kind, record_input
 from .pipeline import PipelineSteps
 from .report import comparison_table
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
@@ -39,25 +42,8 @@ from .teacher import build_random_teacher, load_pretrained_teacher
 from .tracking import start_run, tracker_kwargs
 
 
-def pick_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"train.device: {spec} requested but CUDA is not available (use --device cpu or auto)")
-    return torch.device(spec)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-class Trainer(PipelineSteps):
-    # batches collated ahead in a background thread: None = auto, 2 on CUDA (the GPU computes while the CPU collates)
-    # and 0 on the CPU, where a collating thread only competes with torch's own threads for the same cores
-    # (measured on 2 cores: up to 20% slower epochs with it)
-    prefetch_batches: int | None = None
+class Trainer(Inference, PipelineSteps):
+    """One run's config, device and data; fit() is the training loop, the rest is the order of the steps."""
 
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
@@ -95,61 +81,6 @@ class Trainer(PipelineSteps):
 
     # ------------------------------------------------------------ the training loop
 
-    def _autocast(self):
-        return self.accelerator.autocast()  # train.mixed_precision; a no-op for "no"
-
-    def prefetch_depth(self) -> int:
-        if self.prefetch_batches is not None:
-            return self.prefetch_batches
-        return 2 if self.device.type == "cuda" else 0
-
-    def eval_tokens(self, batch_size: int) -> int | None:
-        """The token budget of an inference batch: train.eval_tokens, or auto (see TrainConfig.eval_tokens):
-        65536 on CUDA, None (batch_size rows, as before) on the CPU, where bigger batches of short rows measured
-        slower (the SST-2 cache pass: 580 vs 667 examples/s)."""
-        if self.cfg.train.eval_tokens:
-            return self.cfg.train.eval_tokens
-        return 65536 if self.device.type == "cuda" else None
-
-    @torch.no_grad()
-    def predict_logits(self, model, data: EncodedSplit, batch_size: int, desc: str = "predict",
-                       device: torch.device | None = None, fixed_padding: bool = False) -> np.ndarray | TokenLogits:
-        """Logits for every row of `data`, in row order (batches are length-sorted, then restored).
-
-        Batches are packed by a token budget (eval_tokens(batch_size): on CUDA by default) — many short rows or few
-        long ones per batch — or else are `batch_size` rows. Token classifiers give a TokenLogits: per row, the logits of its valid (labelled)
-        positions only. With several processes each predicts a disjoint shard and all get the gathered result;
-        with an explicit `device` (the CPU speed measurement, kdnlp bench) this process alone predicts
-        everything, in fp32, `batch_size` rows at a time.
-        fixed_padding: pad every row to data.max_length in file order (the seed's way; for speed comparisons)."""
-        local = device is not None
-        device = device or self.device
-        shard = (0, 1) if local else (self.accelerator.process_index, self.accelerator.num_processes)
-        cuda = device.type == "cuda"
-        model.eval()
-        pieces = []  # (example indices, their logits) per batch
-        bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None if self.is_main else True)
-        fixed_length = self.cfg.data.max_length if fixed_padding else None
-        multiple = 8 if cuda and not local else None
-        batches = data.eval_batch_indices(batch_size, fixed_length, shard, None if local else self.eval_tokens(batch_size),
-                                          multiple)
-
-        def load(index: np.ndarray) -> dict:  # collated in the background; pinned on CUDA for async copies
-            batch = data.collate(index, fixed_length, multiple)
-            return {k: v.pin_memory() for k, v in batch.items()} if cuda else batch
-
-        for batch in prefetch(load, batches, 0 if local else self.prefetch_depth()):
-            bar.update(len(batch["index"]) * shard[1])  # examples/s of all processes, not batches/s
-            with (self._autocast() if not local else nullcontext()):
-                logits = model(**model_inputs(model, batch, device, non_blocking=cuda)).logits
-            logits = logits.float().cpu().numpy()
-            if logits.ndim == 3:  # keep the valid (labelled) positions of each row
-                valid = (batch["labels"] != IGNORE).numpy()
-                logits = [logits[b][valid[b]] for b in range(len(logits))]
-            pieces.append((batch["index"].numpy(), logits))
-        bar.close()
-        return gather_rows(pieces, len(data), model.config.num_labels, None if local else self.accelerator)
-
     def fit(self, model, tokenizer, loss_fn, hp, save_dir: Path, name: str,
             teacher_logits: np.ndarray | None = None, train_examples: list | None = None,
             task=None, splits: Splits | None = None) -> dict:
@@ -161,28 +92,18 @@ class Trainer(PipelineSteps):
         cfg, splits, task = self.cfg, splits or self.splits, task or self.task
         t_start = time.perf_counter()
         seed_everything(cfg.train.seed)
-        train = task.encode(train_examples or splits.train, tokenizer, cfg.data.max_length)
-        dev = task.encode(splits.dev, tokenizer, cfg.data.max_length)
+        kind = input_kind(model)  # sentence pairs: tokenised once, jointly or per side, as this model reads them
+        train, dev = (task.encode(x, tokenizer, cfg.data.max_length, kind) for x in (train_examples or splits.train, splits.dev))
+        record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # config.json: what predict gives it
         t_encoded = time.perf_counter()
         cuda = self.device.type == "cuda"
         model.to(self.device)
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-        params = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": hp.weight_decay},
-                  {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0}]
-        # loss-side parameters (e.g. intermediate distillation's projections): trained here, resumed, never saved
-        extra = getattr(loss_fn, "extra_module", None)
-        if extra is not None:
-            extra.to(self.device)
-            params.append({"params": list(extra.parameters()), "weight_decay": 0.0})
-        # fused AdamW: one kernel for the whole update instead of several per parameter (CUDA tensors only)
-        fused = cuda and all(p.is_cuda for g in params for p in g["params"])
-        optimizer = torch.optim.AdamW(params, lr=hp.lr, fused=fused or None)
+        extra = getattr(loss_fn, "extra_module", None)  # loss-side parameters: trained here, resumed, never saved
+        optimizer, fused = make_optimizer(model, hp, extra, self.device)
         accelerator, accum = self.accelerator, cfg.train.grad_accum
         world = accelerator.num_processes
-        total_steps = hp.epochs * math.ceil(math.ceil(train.n_batches(hp.batch_size) / world) / accum)
-        warmup = int(hp.warmup_ratio * total_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+        total_steps = optimizer_steps(train.n_batches(hp.batch_size), hp.epochs, world, accum)
+        scheduler = linear_schedule(optimizer, total_steps, warmup=int(hp.warmup_ratio * total_steps))
         rng = random.Random(cfg.train.seed)
         raw_model = model  # saved and evaluated; `model` becomes the DDP wrapper with several processes
         model, optimizer = accelerator.prepare(model, optimizer)  # optimizer: fp16 loss scaling, skipped inf steps
@@ -227,8 +148,19 @@ class Trainer(PipelineSteps):
                 batch["teacher_logits"] = torch.from_numpy(teacher_logits[batch["index"].numpy()])
             return {k: v.pin_memory() for k, v in batch.items()} if cuda else batch
 
-        def to_device(t: torch.Tensor) -> torch.Tensor:
-            return t.to(self.device, non_blocking=cuda)
+        def batch_loss(batch: dict) -> tuple[torch.Tensor, dict]:
+            """The forward pass and the loss of one batch: (loss, its parts as detached device tensors)."""
+            inputs = model_inputs(raw_model, batch, self.device, non_blocking=cuda)  # pairs: token types / sides
+            tl = batch["teacher_logits"].to(self.device, non_blocking=cuda) if teacher_logits is not None else None
+            with self._autocast():
+                outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
+            logits, labels = outputs.logits, batch["labels"]
+            if logits.dim() == 3:  # token classification, masked LM: only labelled positions count, in row order
+                logits, labels = labelled_positions(logits, labels)
+            labels = labels.to(self.device, non_blocking=cuda)
+            if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
+                return loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
+            return loss_fn(logits, labels, tl)
 
         print(f"{name}: {t_encoded - t_start:.1f}s tokenising {len(train)} train + {len(dev)} dev rows, "
               f"{time.perf_counter() - t_encoded:.1f}s setting up (model to {self.device}, optimizer, resume state)")
@@ -236,49 +168,24 @@ class Trainer(PipelineSteps):
         for epoch in range(first_epoch, hp.epochs + 1):
             model.train()
             t0 = time.perf_counter()
-            seen = 0
-            # The loss stays on the device: reading it (.item()) waits for the GPU, so it is read only when shown
-            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            running = RunningLoss(self.device)  # the loss stays on the device, read at the log interval only
             # Every process draws the same seeded batch list and trains on its share; DDP averages the gradients.
             # (Not an accelerate-prepared DataLoader: our batches are length-bucketed lists of example indices,
             # which also index the teacher logits; sharding them ourselves keeps that one code path.)
             batches = shard_batches(train.train_batch_indices(hp.batch_size, rng), accelerator.process_index, world)
-            bar = tqdm(total=len(batches), desc=f"{name} epoch {epoch}/{hp.epochs}", disable=None if self.is_main else True)
-            # no terminal (a log file, nohup, a cluster job): tqdm is off, so print a line per tenth of the epoch
-            log_every = max(1, len(batches) // 10) if bar.disable and self.is_main else 0
-            show_every = max(1, min(50, len(batches) // 20))  # the progress bar's loss: a sync, so not every step
+            progress = EpochProgress(name, epoch, hp.epochs, len(batches), self.is_main, world)
             with closing(prefetch(load_batch, batches, self.prefetch_depth())) as loaded:
                 for i, batch in enumerate(loaded):
-                    # Gradient accumulation: an optimizer step every `accum` batches and at the epoch's last one;
-                    # the batches before it skip DDP's gradient all-reduce (no_sync), the loss is averaged over them.
-                    window = min(accum, len(batches) - i // accum * accum)
-                    step_now = (i + 1) % accum == 0 or i + 1 == len(batches)
-                    tl = to_device(batch["teacher_logits"]) if teacher_logits is not None else None
-                    labels = to_device(batch["labels"])
+                    # an optimizer step every `accum` batches and at the epoch's last one; the batches before it
+                    # skip DDP's gradient all-reduce (no_sync)
+                    group_size, step_now = accumulation(i, len(batches), accum)
                     if hasattr(loss_fn, "start_step"):  # schedules (temperature, weights, Theseus replacement rate)
                         loss_fn.start_step(state["step"], total_steps)
-                    inputs = model_inputs(raw_model, batch, self.device, non_blocking=cuda)  # pairs: token types / sides
                     with nullcontext() if step_now else accelerator.no_sync(model):
-                        with self._autocast():
-                            outputs = model(**inputs, **getattr(loss_fn, "forward_kwargs", {}))  # e.g. output_hidden_states
-                        logits = outputs.logits
-                        if logits.dim() == 3:  # token classification: only labelled positions count, in row order
-                            valid = labels != IGNORE
-                            logits, labels = logits[valid], labels[valid]
-                        if hasattr(loss_fn, "batch_loss"):  # losses that need more than logits (hidden states, the batch)
-                            loss, parts = loss_fn.batch_loss(outputs, inputs, logits, labels, tl)
-                        else:
-                            loss, parts = loss_fn(logits, labels, tl)
-                        accelerator.backward(loss / window)
-                    rows = len(batch["index"])  # examples (NER: windows), not tokens
-                    seen += rows
-                    loss_sum += loss.detach().double() * rows
-                    bar.update(1)
-                    if (i + 1) % show_every == 0 and not bar.disable:
-                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", dev=f"{max(state['best_dev'], 0):.4f}")
-                    if log_every and (i + 1) % log_every == 0 and i + 1 < len(batches):
-                        print(f"{name} epoch {epoch}: batch {i + 1}/{len(batches)}, loss {loss_sum.item() / seen:.4f}, "
-                              f"{seen * world / (time.perf_counter() - t0):.0f} examples/s", flush=True)
+                        loss, parts = batch_loss(batch)
+                        accelerator.backward(loss / group_size)
+                    running.add(loss, parts, rows=len(batch["index"]))
+                    progress.update(i, running, state["best_dev"], time.perf_counter() - t0)
                     if i == 0 and epoch == first_epoch:
                         print(f"{name}: time to first step {time.perf_counter() - t_start:.1f}s (from fit's start)")
                     if not step_now:
@@ -292,16 +199,18 @@ class Trainer(PipelineSteps):
                         if evaluate_dev(epoch):
                             stop = True
                             break
-            bar.close()
+            progress.close()
             epoch_seconds = time.perf_counter() - t0
-            # all processes' examples: the epoch's loss and speed, as with one process
-            totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
-            loss_sum, seen = accelerator.reduce(totals, "sum").tolist()
-            state["history"].append({"epoch": epoch, "train_loss": loss_sum / max(seen, 1),
-                                     "epoch_seconds": round(epoch_seconds, 2)})
-            print(f"{name} epoch {epoch}: train loss {loss_sum / max(seen, 1):.4f}, {epoch_seconds:.1f}s "
+            # all processes' examples: the epoch's loss and speed, as with one process; the one read of the epoch
+            train_loss, seen, parts = running.totals(accelerator)
+            state["history"].append({"epoch": epoch, "train_loss": train_loss,
+                                     "epoch_seconds": round(epoch_seconds, 2), "train_parts": parts})
+            shown = parts if len(parts) > 1 else {}  # ce, mse, ...: a loss of one part is the loss itself
+            detail = " (" + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()) + ")" if shown else ""
+            print(f"{name} epoch {epoch}: train loss {train_loss:.4f}{detail}, {epoch_seconds:.1f}s "
                   f"({seen / epoch_seconds:.0f} examples/s)")
-            accelerator.log({"train_loss": loss_sum / max(seen, 1)}, step=state["step"])
+            accelerator.log({"train_loss": train_loss, **{f"train/{k}": v for k, v in shown.items()}},
+                            step=state["step"])
             if stop or evaluate_dev(epoch):
                 break
             if self.is_main:  # after every completed epoch: what --resume continues from
@@ -329,7 +238,7 @@ class Trainer(PipelineSteps):
             print(f"teacher: random BERT ({model.config.num_hidden_layers} layers, hidden {model.config.hidden_size}; "
                   f"{time.perf_counter() - t0:.1f}s)")
         else:
-            model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task)
+            model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task, cfg.data.labels is not None)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters; loaded in "
                   f"{time.perf_counter() - t0:.1f}s)")
         model.config.problem_type = self.task.problem_type  # e.g. multi_label_classification: HF's sigmoid head
@@ -405,7 +314,7 @@ class Trainer(PipelineSteps):
         model, tokenizer, labels = load_model_dir(mdir, self.cfg.task)
         self._check_labels(labels, mdir)
         model.to(self.device)
-        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length)
+        test = self.task.encode(self.splits.test, tokenizer, self.cfg.data.max_length, input_kind(model))
         batch_size = 64
         t0 = time.perf_counter()
         logits = self.predict_logits(model, test, batch_size, desc=f"{name} test")
@@ -415,7 +324,7 @@ class Trainer(PipelineSteps):
         speed = len(self.splits.test) / seconds
         cpu_speed = speed
         if self.device.type != "cpu" and self.is_main:  # the table compares CPU speed: measure it on a slice of test
-            sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length)
+            sub = self.task.encode(self.splits.test[:256], tokenizer, self.cfg.data.max_length, input_kind(model))
             model.to("cpu")
             t1 = time.perf_counter()
             self.predict_logits(model, sub, batch_size, device=torch.device("cpu"))

@@ -63,6 +63,36 @@ def test_python_distill_and_predict(distilled, capsys):
     assert [p["probability"] for p in printed] == [round(r["probability"], 4) for r in results]
 
 
+def test_pairs_for_a_single_text_model_are_refused(distilled, capsys):
+    path, cfg, _ = distilled
+    for model in ("teacher", "student"):
+        assert main(["predict", "--config", str(path), "--model", model, "--pair", "好棒", "差烂"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "this model classifies single texts, and a sentence pair was given" in err[0]
+        with pytest.raises(UserError, match="classifies single texts"):
+            kdnlp.predict(cfg.out / model, [("好棒", "差烂")])
+
+
+def test_predict_takes_max_length_from_the_model_not_a_default(distilled, tmp_path):
+    """A model folder moved away from its run's config.resolved.yaml still reads 32 tokens, as in training."""
+    import shutil
+    _, cfg, _ = distilled
+    long_text = "好棒赞爱喜欢" * 4 + "差烂坏恨讨厌" * 12  # 96 characters: what max_length cuts off matters
+    shutil.copytree(cfg.out / "student", tmp_path / "moved" / "student")
+    assert json.loads((tmp_path / "moved" / "student" / "config.json").read_text())["kdnlp_input"]["max_length"] == 32
+    here, moved = kdnlp.predict(cfg.out / "student", long_text), kdnlp.predict(tmp_path / "moved" / "student", long_text)
+    assert moved[0]["probabilities"] == pytest.approx(here[0]["probabilities"], abs=1e-6)
+    assert kdnlp.predict(cfg.out / "student", long_text, max_length=128)[0]["probabilities"] != \
+        pytest.approx(here[0]["probabilities"], abs=1e-6)  # the length is not moot for this text
+    # a model that does not record it, away from its run's config: an error that says what to pass, not a guess
+    config = tmp_path / "moved" / "student" / "config.json"
+    config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "kdnlp_input"}))
+    (config.parent / "kdnlp_manifest.json").unlink()  # its recorded sizes no longer hold for the edited config
+    with pytest.raises(UserError, match="its max_length is not recorded .*; pass max_length="):
+        kdnlp.predict(tmp_path / "moved" / "student", long_text)
+    assert kdnlp.predict(tmp_path / "moved" / "student", long_text, max_length=32) == here
+
+
 def test_resolved_config_reproduces_the_run(distilled):
     path, cfg, _ = distilled
     resolved = cfg.out / "config.resolved.yaml"

@@ -120,7 +120,8 @@ def test_ner_distill_end_to_end(write_config, tmp_path, capsys, student):
     assert main(["predict", "--config", str(cfg), "--model", "teacher", "--json", "的好棒了差是"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["text"] == "的好棒了差是" and all(e["type"] in ("PER", "LOC") for e in result["entities"])
-    # From Python, the task (ner) and max_length (8) come from the run's config.resolved.yaml: same entities.
+    # From Python, the task (ner: a token classifier) and max_length (8) come from the model's config.json: same
+    # entities.
     import kdnlp
     assert kdnlp.predict(out / "teacher", ["的好棒了差是"]) == [result]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import kdnlp
 from kdnlp.cli import main
 from kdnlp.config import DataConfig
 from kdnlp.data import EncodedSplit, Example, Splits, model_inputs, read_file
@@ -97,6 +98,12 @@ def test_pair_field_auto_and_errors(tmp_path):
     p.write_text('{"premise": "a", "hypothesis": " ", "label": 1}\n', encoding="utf-8")
     with pytest.raises(UserError, match=r"p.jsonl line 1: empty text"):
         read_file(p, DataConfig())
+    # auto-detection ignores case: a Sentence1 / Sentence2 header is a pair, a Text header a text
+    capital = tmp_path / "capital.tsv"
+    capital.write_text("Sentence1\tSentence2\tlabel\nthe cat\ta cat\t1\n", encoding="utf-8")
+    assert read_file(capital, DataConfig())[0][1:] == ("the cat", "1", None, "a cat")
+    capital.write_text("Text\tlabel\nthe cat\t1\n", encoding="utf-8")
+    assert read_file(capital, DataConfig())[0][1:] == ("the cat", "1", None)
 
 
 # ---------------------------------------------------------------- pairs
@@ -113,8 +120,45 @@ def test_pair_encoding_token_types_and_truncation(tiny_bert):
     assert data.ids[1] == [cls, good, good, sep, bad, bad, bad, sep]
     batch = data.collate(np.array([0, 1]))
     assert batch["token_type_ids"].tolist()[1] == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
-    assert batch["input_ids_a"].shape == (2, 12) and batch["input_ids_b"][1].tolist() == [cls, bad, bad, bad, sep]
+    assert "input_ids_b" not in batch  # joint only: a transformer never needed the per-side encoding
+    # per side (the siamese BiLSTM): each text alone, [CLS] x [SEP], cut at max_length on its own
+    sides = EncodedSplit(ex, tok, max_length=12, pair_input="sides")
+    batch = sides.collate(np.array([0, 1]))
+    assert set(batch) == {"input_ids", "attention_mask", "input_ids_b", "attention_mask_b", "index", "labels"}
+    assert batch["input_ids"][0].tolist() == [cls] + [good] * 10 + [sep]
+    assert batch["input_ids"][1].tolist() == [cls, good, good, sep] + [0] * 8
+    assert batch["input_ids_b"][1].tolist() == [cls, bad, bad, bad, sep]
     assert batch["attention_mask_b"][0].tolist() == [1, 1, 1, 1, 1]
+    assert sides.lengths.tolist() == [12 + 5, 4 + 5]  # batches are sorted by both sides together
+
+
+class CountingTokenizer:
+    """Wraps a tokenizer and records every call: (number of first texts, whether second texts were given)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.calls = tokenizer, []
+
+    def __call__(self, text, text_pair=None, **kw):
+        self.calls.append((len(text), text_pair is not None))
+        return self.tokenizer(text, text_pair, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_pairs_are_tokenised_once_for_the_reading_models_kind(tiny_bert, monkeypatch):
+    ex = [Example(f"好{'差' * i}", i % 2, text_b=f"差{'好' * i}") for i in range(7)]
+    for kind, expected in (("joint", [(7, True)]), ("sides", [(14, False)])):
+        tok = CountingTokenizer(load_tokenizer(tiny_bert))
+        EncodedSplit(ex, tok, max_length=16, pair_input=kind)
+        assert tok.calls == expected  # one pass: joint pairs, or both sides' texts together; nothing else
+    # model_inputs refuses a batch of the other kind instead of feeding a siamese model the first text only
+    from kdnlp.students.bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
+    siamese = BiLSTMForSequenceClassification(BiLSTMConfig(vocab_size=10, embedding_dim=4, hidden_size=3, mlp_size=5,
+                                                           num_labels=2, siamese=True, pad_token_id=0))
+    joint = EncodedSplit(ex, load_tokenizer(tiny_bert), max_length=16).collate(np.arange(3))
+    with pytest.raises(ValueError, match="joint pair input given to a model that reads each side on its own"):
+        model_inputs(siamese, joint, "cpu")
 
 
 def test_siamese_features_by_hand():
@@ -134,8 +178,8 @@ def test_siamese_features_by_hand():
     assert model.mlp[1].in_features == 4 * 2 * 3
     assert torch.allclose(out, by_hand, atol=1e-6)
     assert not torch.allclose(out, swapped)  # [h1, h2] is ordered: the sides are not interchangeable
-    cfg_inputs = model_inputs(model, {"input_ids": a, "attention_mask": mask_a, "input_ids_a": a, "attention_mask_a":
-                                      mask_a, "input_ids_b": b, "attention_mask_b": mask_b, "token_type_ids": a}, "cpu")
+    cfg_inputs = model_inputs(model, {"input_ids": a, "attention_mask": mask_a, "input_ids_b": b,
+                                      "attention_mask_b": mask_b, "index": a}, "cpu")
     assert set(cfg_inputs) == {"input_ids", "attention_mask", "input_ids_b", "attention_mask_b"}
 
 
@@ -143,7 +187,8 @@ def test_cache_fingerprint_changes_with_the_second_text():
     one = Splits([Example("a", 0, text_b="b")], [], [], ["x"], "file")
     other = Splits([Example("a", 0, text_b="c")], [], [], ["x"], "file")
     single = Splits([Example("a", 0)], [], [], ["x"], "file")
-    assert one.fingerprint("train") != other.fingerprint("train") != single.fingerprint("train")
+    # all three differ pairwise (a chained != would not compare the first with the last)
+    assert len({one.fingerprint("train"), other.fingerprint("train"), single.fingerprint("train")}) == 3
     # single texts hash as before pairs existed: [text, label] only, so older caches stay valid
     import hashlib
     assert single.fingerprint("train") == hashlib.sha256(b'["a", 0]\n').hexdigest()
@@ -157,15 +202,30 @@ def pair_config(tmp_path, write_config):
                          "student": {"siamese": True, "epochs": 1}, "teacher": {"epochs": 1}})
 
 
-def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, capsys):
+def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, capsys, monkeypatch):
     assert main(["distill", "--config", str(pair_config)]) == 0
     report = json.loads((tmp_path / "out" / "student" / "report.json").read_text())
-    assert report["n_examples"] == 30 and 0 <= report["accuracy"] <= 1
-    assert json.loads((tmp_path / "out" / "student" / "config.json").read_text())["siamese"] is True
+    # the report's accuracy is the siamese student's, on these 30 test pairs: recomputed from its predictions
+    rows = [line.split("\t") for line in (tmp_path / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    predicted = kdnlp.predict(tmp_path / "out" / "student", [(a, b) for a, b, _ in rows])
+    assert report["n_examples"] == 30
+    assert report["accuracy"] == pytest.approx(np.mean([p["label"] == lab for p, (_, _, lab) in zip(predicted, rows)]))
+    config = json.loads((tmp_path / "out" / "student" / "config.json").read_text())
+    assert config["siamese"] is True and config["kdnlp_input"] == {"text_pairs": True, "max_length": 32}
     capsys.readouterr()
     # the teacher's logit cache is reused for the same pairs ...
+    from kdnlp import data as data_module
+    calls = {"joint": [], "sides": []}  # texts per tokenizer pass, through the two encoders EncodedSplit uses
+    for name, kind in (("encode_pairs", "joint"), ("encode", "sides")):
+        real = getattr(data_module, name)
+        monkeypatch.setattr(data_module, name, lambda tok, a, *rest, real=real, kind=kind:
+                            calls[kind].append(len(a)) or real(tok, a, *rest))
     assert main(["train-student", "--config", str(pair_config), "--set", "student.name=again"]) == 0
     assert "logit cache: reusing" in capsys.readouterr().out
+    # ... and the siamese student's run tokenises each split once, both sides in one pass (108 train, 12 dev
+    # carved from the 120, 30 test pairs), never jointly: that encoding is for the teacher
+    assert calls == {"joint": [], "sides": [2 * 108, 2 * 12, 2 * 30]}
+    monkeypatch.undo()
     # ... and recomputed when only a second text changes
     path = tmp_path / "train.tsv"
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -181,6 +241,13 @@ def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, c
                      "--input", str(tmp_path / "in.tsv"), "--json"]) == 0
         out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [o["text_b"] for o in out] == ["好棒", "好棒", "好好"] and {o["label"] for o in out} <= {"same", "diff"}
+    # a pair model given a single text refuses (CLI: one line, exit 2; Python: UserError), teacher and student alike
+    for model in ("teacher", "student"):
+        assert main(["predict", "--config", str(pair_config), "--model", model, "好好"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "this model classifies sentence pairs, and a single text was given" in err[0]
+        with pytest.raises(UserError, match="classifies sentence pairs"):
+            kdnlp.predict(tmp_path / "out" / model, "好好")
     # export: the teacher takes token_type_ids, the siamese student input_ids_b / attention_mask_b
     assert main(["export", "--config", str(pair_config), "--model", "student", "--format", "onnx"]) == 0
     assert main(["export", "--config", str(pair_config), "--model", "teacher", "--format", "torchscript"]) == 0
@@ -195,7 +262,12 @@ def test_pair_distill_end_to_end_and_cache_invalidation(pair_config, tmp_path, c
     rows = json.loads((tmp_path / "out" / "bench.json").read_text())["rows"]
     assert [(r["model"], r["runtime"]) for r in rows] == [("teacher", "pytorch fp32"), ("teacher", "torchscript fp32"),
                                                           ("student", "pytorch fp32"), ("student", "onnxruntime fp32")]
-    assert all(r["throughput_examples_per_second"] > 0 and 0 <= r["test_metric"] <= 1 for r in rows)
+    assert all(r["throughput_examples_per_second"] > 0 for r in rows)
+    # each row's test metric is its model's test accuracy on all 30 pairs; the exports agreed on every prediction
+    # above, so theirs is the same number
+    for r in rows:
+        accuracy = json.loads((tmp_path / "out" / r["model"] / "report.json").read_text())["accuracy"]
+        assert (r["test_metric"], r["test_metric_rows"]) == (pytest.approx(accuracy), 30)
 
 
 # ---------------------------------------------------------------- multi-label
@@ -276,17 +348,30 @@ def test_multilabel_distill_end_to_end(tmp_path, write_config, capsys):
                         "distill": {"alpha": 0.5, "T": 1.0, "loss": "bce", "temperature": 2.0},
                         "teacher": {"epochs": 2}, "student": {"epochs": 2, "type": "bert", "num_layers": 2}})
     assert main(["distill", "--config", str(cfg)]) == 0
+    rows = [line.split("\t") for line in (tmp_path / "test.tsv").read_text(encoding="utf-8").splitlines()]
+    gold = multi_hot([[int(i) for i in labs.split(",")] for _, labs, _ in rows], 3)
     for name in ("teacher", "student"):
         report = json.loads((tmp_path / "out" / name / "report.json").read_text())
-        assert {"micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "per_label"} <= set(report)
         config = json.loads((tmp_path / "out" / name / "config.json").read_text())
         assert config["problem_type"] == "multi_label_classification"
         assert len(config["multilabel_thresholds"]) == 3 and report["thresholds"] == config["multilabel_thresholds"]
+        # the report's metrics are those of the model's predictions at its saved thresholds, on the 40 test texts
+        predicted = kdnlp.predict(tmp_path / "out" / name, [text for text, _, _ in rows])
+        pred = np.array([[lab in p["labels"] for lab in ("pos", "neg", "none")] for p in predicted], dtype=int)
+        assert report == {**report, **multilabel_metrics(gold, pred, ["pos", "neg", "none"])}
+        assert report["n_examples"] == 40 and report["per_label"]["neg"]["support"] == gold[:, 1].sum()
     capsys.readouterr()
     assert main(["predict", "--config", str(cfg), "--model", "student", "--json", "好棒", "差的"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(out) == 2 and all(set(o["labels"]) <= {"pos", "neg", "none"} for o in out)
     assert set(out[0]["probabilities"]) == {"pos", "neg", "none"}
+    # kdnlp.predict on a copy of the model without the run's config.resolved.yaml: the model's own config.json
+    # (problem_type, thresholds, recorded max_length) still makes it multi-label, scored with sigmoids
+    import shutil
+    shutil.copytree(tmp_path / "out" / "student", tmp_path / "moved" / "student")
+    moved = kdnlp.predict(tmp_path / "moved" / "student", ["好棒", "差的"])
+    assert [(m["labels"], m["probabilities"]) for m in moved] == \
+        [(o["labels"], pytest.approx(o["probabilities"], abs=1e-4)) for o in out]
 
 
 def test_augmentation_perturbs_each_side_of_a_pair_independently(tmp_path):

@@ -149,10 +149,10 @@ def test_static_pairs_and_multilabel_build_and_run():
     from kdnlp.data import model_inputs
     pairs = StaticForSequenceClassification(StaticConfig(vocab_size=30, embedding_dim=8, mlp_size=4, num_labels=2,
                                                          siamese=True)).eval()
-    batch = {"input_ids_a": torch.tensor([[3, 4, 5]]), "attention_mask_a": torch.ones(1, 3, dtype=torch.long),
+    batch = {"input_ids": torch.tensor([[3, 4, 5]]), "attention_mask": torch.ones(1, 3, dtype=torch.long),
              "input_ids_b": torch.tensor([[6, 7]]), "attention_mask_b": torch.ones(1, 2, dtype=torch.long)}
     logits = pairs(**model_inputs(pairs, batch, torch.device("cpu"))).logits
-    u, v = pairs.pool(batch["input_ids_a"]), pairs.pool(batch["input_ids_b"])
+    u, v = pairs.pool(batch["input_ids"]), pairs.pool(batch["input_ids_b"])
     assert torch.allclose(logits, pairs.mlp(torch.cat([u, v, u * v, (u - v).abs()], -1)), atol=1e-6)
     multi = StaticForSequenceClassification(StaticConfig(vocab_size=30, embedding_dim=8, mlp_size=4, num_labels=5))
     assert multi(input_ids=torch.tensor([[1, 2]])).logits.shape == (1, 5)

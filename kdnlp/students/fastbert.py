@@ -138,7 +138,7 @@ def from_bert(bert_classifier) -> FastBertForSequenceClassification:
 
 def build(cfg, ctx):
     teacher = ctx.fine_tuned_teacher()  # num_layers unset: the whole teacher as the backbone (exits do the speed-up)
-    layers = student_layers(cfg.student, teacher.config.num_hidden_layers, default_k=None)
+    layers = student_layers(cfg.student, teacher.config.num_hidden_layers)
     return from_bert(truncate(teacher, layers)), ctx.teacher_tokenizer()
 
 
@@ -152,7 +152,7 @@ class BranchSelfDistillation:
         kls = [nn.functional.kl_div(torch.log_softmax(b.float(), dim=-1), target, reduction="batchmean", log_target=True)
                for b in outputs.branch_logits]
         total = torch.stack(kls).mean()
-        return total, {"branch_kl": total.item()}
+        return total, {"branch_kl": total.detach()}  # no .item(): a host sync every step
 
 
 def fit(trainer, model, tokenizer, loss_fn, teacher_logits, train_examples):

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..tasks import auto_class
-from .truncated_bert import select_layers, truncate
+from .truncated_bert import student_layers, truncate
 
 
 class TheseusLayers(nn.ModuleList):
@@ -84,17 +84,16 @@ def build(cfg, ctx):
     """The successor (a k-layer copy of the teacher) with TheseusLayers holding the teacher's blocks."""
     teacher = ctx.fine_tuned_teacher()
     n = teacher.config.num_hidden_layers
-    sel = cfg.student.layer_selection
-    k = len(sel) if isinstance(sel, list) else (cfg.student.num_layers or 6)
-    if k >= n:
-        raise UserError(f"student.num_layers: theseus needs fewer layers than the teacher's {n}, got {k}")
-    model = truncate(teacher, select_layers(n, k, sel))
+    layers = student_layers(cfg.student, n)
+    if len(layers) >= n:
+        raise UserError(f"student.num_layers: theseus needs fewer layers than the teacher's {n}, got {len(layers)}")
+    model = truncate(teacher, layers)
     if not hasattr(model, "bert"):
         raise UserError(f"student.type theseus: the teacher must be a BERT model, got {type(teacher).__name__}")
     model.requires_grad_(False)  # embeddings, pooler, classifier: the predecessor's, frozen while replacing
     model.bert.encoder.layer.requires_grad_(True)
     model.bert.encoder.layer = TheseusLayers(model.bert.encoder.layer,
-                                             [[teacher.bert.encoder.layer[j] for j in b] for b in blocks(n, k)])
+                                             [[teacher.bert.encoder.layer[j] for j in b] for b in blocks(n, len(layers))])
     return model, ctx.teacher_tokenizer()
 
 

@@ -64,11 +64,12 @@ def select_layers(n_teacher: int, k: int, selection) -> list[int]:
     return [i * n_teacher // k for i in range(k)]
 
 
-def student_layers(student_cfg, n_teacher: int, default_k: int | None = 6) -> list[int]:
+def student_layers(student_cfg, n_teacher: int) -> list[int]:
     """The teacher layers the student keeps: an explicit layer_selection list, else num_layers of them
-    (num_layers unset: `default_k`, or the teacher's full depth when default_k is None — fastbert's default)."""
+    (unset only for fastbert, whose default is the teacher's full depth; the others' default is filled in by
+    config.py's DEFAULT_STUDENT_LAYERS)."""
     sel = student_cfg.layer_selection
-    k = len(sel) if isinstance(sel, list) else (student_cfg.num_layers or default_k or n_teacher)
+    k = len(sel) if isinstance(sel, list) else (student_cfg.num_layers or n_teacher)
     return select_layers(n_teacher, k, sel)
 
 
