@@ -46,7 +46,8 @@ class Predictor:
 
         Whole-text tasks run a plain loop here rather than Trainer.predict_logits: that one shards across
         processes, draws a progress bar and gathers rows, about 2 ms a call, which is more than a static
-        student's whole forward pass on 64 texts. NER keeps predict_logits (per-word logits of valid positions)."""
+        student's whole forward pass on 64 texts. So whole-text predictions run in this process alone, in fp32
+        (no mixed-precision autocast on a GPU). NER keeps predict_logits (per-word logits of valid positions)."""
         from .data import model_inputs
         check_pair_input(self.model.config, texts, self.model_dir)
         examples = self.task.unlabelled(list(texts))
