@@ -65,6 +65,8 @@ class TeacherConfig:
     batch_size: int = 32
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    pooling: str = "auto"             # auto|cls|mean: the vector the head reads (kdnlp/pooling.py); auto = the mean
+                                      # of the tokens where the checkpoint declares it (sentence-transformers), else [CLS]
 
 
 @dataclass
@@ -122,7 +124,9 @@ class DistillConfig:
     # intermediate-layer distillation (BERT students): a preset (uniform|tinybert|distilbert) or a list of
     # {teacher_layer, student_layer, feature: hidden|attention|embedding, loss: mse|cosine, weight}
     intermediate: Union[str, list, None] = None
-    threshold: str = "per_label"      # task: multilabel: sigmoid thresholds chosen on dev, per_label or one global
+    threshold: str = "global"         # task: multilabel: sigmoid thresholds chosen on dev: one global (best micro-F1)
+                                      # or per_label (best macro-F1; docs/pairs_multilabel.md)
+    threshold_min_positives: int = 1  # per_label: a label with fewer dev positives takes the global threshold
 
 
 @dataclass
@@ -343,6 +347,7 @@ def validate(cfg: Config) -> None:
         need(t.config is not None and t.vocab is not None,
              "teacher: with pretrained: null, set teacher.config (BertConfig fields) and teacher.vocab (vocab.txt or 'build')")
     need(t.outputs_type in ("auto", "logits", "probs"), "teacher.outputs_type: use auto|logits|probs")
+    need(t.pooling in ("auto", "cls", "mean"), "teacher.pooling: use auto|cls|mean")
     if t.outputs is not None:
         need(cfg.task == "classification", "teacher.outputs: supplied teacher outputs are for task: classification")
         need(t.outputs.endswith((".jsonl", ".npy")), f"teacher.outputs: {t.outputs}: use a .jsonl or a .npy file")
@@ -359,6 +364,7 @@ def validate_shapes(cfg: Config, need) -> None:
          "data.columns: list the column names of a header-less CSV/TSV, e.g. [text, label, id]")
     need(d.label_separator != "", "data.label_separator: must not be empty (e.g. \",\")")
     need(cfg.distill.threshold in ("global", "per_label"), "distill.threshold: use global or per_label")
+    need(cfg.distill.threshold_min_positives >= 0, "distill.threshold_min_positives: must be 0 or more")
     multi = cfg.task == "multilabel"
     need(multi or cfg.distill.loss != "bce", "distill.loss: bce is for task: multilabel (use mse or kl)")
     need(not multi or cfg.distill.loss in ("mse", "bce"),

@@ -6,7 +6,9 @@
                 example going to the split that still lacks that label most
     losses      gold: binary cross-entropy per label; teacher term (distill.loss): mse on logits, or bce against
                 the teacher's sigmoid(logits / temperature), x temperature^2 like kl
-    thresholds  chosen on dev each time dev is scored (distill.threshold: global, or per_label), saved with the
+    head        a fresh teacher head's bias starts at the label priors' log-odds (init_prior_bias)
+    thresholds  chosen on dev each time dev is scored (distill.threshold: global, or per_label with the global one
+                for labels under distill.threshold_min_positives dev positives), saved with the
                 model in config.json (`multilabel_thresholds`), used by evaluate/predict/export; dev selection is
                 micro-F1 at the dev-chosen thresholds
 """
@@ -182,17 +184,41 @@ class MultiLabelDistillLoss(DistillLoss):
         return bce_loss(logits, labels)[0]
 
 
+# ---------------------------------------------------------------- the fresh head
+
+def init_prior_bias(model, label_sets, n_labels: int) -> np.ndarray | None:
+    """Set a fresh head's bias to the log-odds of each label's training frequency, so that the first prediction is
+    already the label priors (BCE ~0.15 on GoEmotions) instead of 0.5 everywhere (BCE ln 2 = 0.69): the first few
+    hundred steps then go to separating the labels rather than to learning their frequencies. Frequencies are
+    clipped to [1/(2n), 1 - 1/(2n)] (n = training examples) so a label absent from train gets a finite bias.
+    Returns the biases set (None: no single output layer with a bias)."""
+    from .teacher import output_layer
+    try:
+        head = output_layer(model, n_labels, "teacher")
+    except UserError:  # no single output layer: leave the head as transformers drew it
+        return None
+    if head.bias is None or not label_sets:
+        return None
+    n = len(label_sets)
+    freq = np.clip(multi_hot(label_sets, n_labels).mean(0), 0.5 / n, 1 - 0.5 / n)
+    bias = np.log(freq / (1 - freq))
+    with torch.no_grad():
+        head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
+    return bias
+
+
 # ---------------------------------------------------------------- thresholds and metrics
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
 
 
-def choose_thresholds(probs: np.ndarray, gold: np.ndarray, mode: str) -> np.ndarray:
+def choose_thresholds(probs: np.ndarray, gold: np.ndarray, mode: str, min_positives: int = 0) -> np.ndarray:
     """Per-label thresholds (one value repeated for `global`) maximising F1 on (probs, gold) over GRID.
 
-    per_label: each label's own F1 (a label absent from dev keeps 0.5); global: micro-F1 over all labels.
-    Ties go to the threshold nearest 0.5."""
+    global: micro-F1 over all labels. per_label: each label's own F1, for labels with at least `min_positives`
+    dev positives (at least 1); the others take the global threshold (a label with a handful of dev positives
+    would get a threshold fitted to those few rows). Ties go to the threshold nearest 0.5."""
     pred = probs[:, :, None] >= GRID[None, None, :]  # (rows, labels, grid)
     g = gold[:, :, None].astype(bool)
     tp, fp, fn = (pred & g).sum(0), (pred & ~g).sum(0), (~pred & g).sum(0)  # (labels, grid)
@@ -202,7 +228,8 @@ def choose_thresholds(probs: np.ndarray, gold: np.ndarray, mode: str) -> np.ndar
         return np.full(probs.shape[1], GRID[np.argmax(f1 + prefer)])
     f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
     best = GRID[np.argmax(f1 + prefer[None, :], axis=1)]
-    return np.where(gold.sum(0) > 0, best, 0.5)
+    micro = 2 * tp.sum(0) / np.maximum(2 * tp.sum(0) + fp.sum(0) + fn.sum(0), 1)
+    return np.where(gold.sum(0) >= max(1, min_positives), best, GRID[np.argmax(micro + prefer)])
 
 
 def thresholds_of(config, n_labels: int) -> np.ndarray:
@@ -248,6 +275,11 @@ class MultiLabel:
     load_splits = staticmethod(load_multilabel_splits)
 
     @staticmethod
+    def init_head(model, train: list[Example]) -> None:
+        """A fresh teacher head starts at the label priors (init_prior_bias)."""
+        init_prior_bias(model, [e.label for e in train], model.config.num_labels)
+
+    @staticmethod
     def encode(examples, tokenizer, max_length: int, pair_input: str = "joint") -> EncodedMultiLabelSplit:
         return EncodedMultiLabelSplit(examples, tokenizer, max_length, pair_input)
 
@@ -255,7 +287,8 @@ class MultiLabel:
     def dev_score(cls, trainer, model, data, labels: list[str], batch_size: int) -> float:
         """Choose the thresholds on dev, keep them in the model's config (saved with it), score micro-F1 at them."""
         logits = trainer.predict_logits(model, data, batch_size, desc="dev")
-        thresholds = choose_thresholds(sigmoid(logits), data.multi_hot(len(labels)), trainer.cfg.distill.threshold)
+        d = trainer.cfg.distill
+        thresholds = choose_thresholds(sigmoid(logits), data.multi_hot(len(labels)), d.threshold, d.threshold_min_positives)
         setattr(model.config, THRESHOLDS_KEY, [float(t) for t in thresholds])
         return cls.score(logits, data, labels, model.config)
 

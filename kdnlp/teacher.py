@@ -210,6 +210,7 @@ def load_pretrained_teacher(cfg: TeacherConfig, labels: list[str], task: str = "
         elif len(old) == len(labels):  # same shape, so from_pretrained kept the rows: draw them afresh
             fresh_head(model, len(labels))
         print(_head_line(cfg.pretrained, old, labels, perm))
+    model.head_was_kept = old is not None and perm is not None  # build_teacher reads it
     return model, tokenizer
 
 

@@ -38,7 +38,8 @@ from .pipeline import PipelineSteps
 from .report import comparison_table
 from .students import STAGED_TRAINING, STUDENTS, StudentContext
 from .tasks import TASKS
-from .teacher import build_random_teacher, load_pretrained_teacher
+from .pooling import apply_pooling
+from .teacher import build_random_teacher, load_pretrained_teacher, resolve_pretrained
 from .tracking import start_run, tracker_kwargs
 
 
@@ -241,7 +242,12 @@ class Trainer(Inference, PipelineSteps):
             model, tokenizer = load_pretrained_teacher(cfg.teacher, labels, cfg.task, cfg.data.labels is not None)
             print(f"teacher: {cfg.teacher.pretrained} ({model.num_parameters() / 1e6:.1f}M parameters; loaded in "
                   f"{time.perf_counter() - t0:.1f}s)")
+        source = cfg.teacher.pretrained and resolve_pretrained(cfg.teacher.pretrained)
+        kept_head = getattr(model, "head_was_kept", False)  # a head kept by name keeps its trained bias too
+        model = apply_pooling(model, cfg.teacher.pooling, source, cfg.teacher.pretrained or "the random BERT")
         model.config.problem_type = self.task.problem_type  # e.g. multi_label_classification: HF's sigmoid head
+        if hasattr(self.task, "init_head") and not kept_head:  # multi-label: a fresh head's bias starts at the priors
+            self.task.init_head(model, self.splits.train)
         return model, tokenizer
 
     def write_resolved_config(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import pooling  # noqa: F401  (registers the mean-pooled teacher, kdnlp-bert-mean, with the Auto* classes)
 from . import bilstm, fastbert, static, theseus, truncated_bert
 
 

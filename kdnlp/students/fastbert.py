@@ -129,6 +129,9 @@ def from_bert(bert_classifier) -> FastBertForSequenceClassification:
     """A FastBERT with `bert_classifier`'s encoder and classifier (a BertForSequenceClassification), fresh branches."""
     if not hasattr(bert_classifier, "bert"):
         raise UserError(f"student.type fastbert: the teacher must be a BERT model, got {type(bert_classifier).__name__}")
+    if getattr(bert_classifier.bert, "pooler", None) is None:  # kdnlp-bert-mean (teacher.pooling): no [CLS] pooler
+        raise UserError("student.type fastbert: its exits read the [CLS] pooler, but this teacher's head reads the mean "
+                        "of its tokens (teacher.pooling); train the teacher with teacher.pooling: cls")
     config = FastBertConfig(**{k: v for k, v in bert_classifier.config.to_dict().items() if k != "model_type"})
     model = FastBertForSequenceClassification(config)
     missing, unexpected = model.load_state_dict(bert_classifier.state_dict(), strict=False)
