@@ -1,7 +1,7 @@
 """kdnlp: knowledge distillation for NLP — a fine-tuned BERT teacher into a small, fast student.
 
 Python API (docs/python.md): kdnlp.load_config(path, overrides), kdnlp.Trainer(cfg).run(), kdnlp.predict(model_dir,
-texts). Imported on first use, so `import kdnlp` (and the CLI's --help and error paths) stays light.
+texts), kdnlp.load(model_dir).predict(texts). Imported on first use, so `import kdnlp` (and the CLI's --help and error paths) stays light.
 """
 
 __version__ = "0.1.0"
@@ -12,6 +12,7 @@ _EXPORTS = {
     "UserError": ("kdnlp.errors", "UserError"),
     "Trainer": ("kdnlp.trainer", "Trainer"),
     "predict": ("kdnlp.api", "predict"),
+    "load": ("kdnlp.predictor", "load"),
 }
 __all__ = list(_EXPORTS)
 

@@ -2,7 +2,8 @@
 
     cfg = kdnlp.load_config("configs/demo.yaml", ["student.epochs=1"])
     kdnlp.Trainer(cfg).run()        # or .train_teacher(), .teacher_logits(), .train_student(), .evaluate(name)
-    kdnlp.predict("saved_dict/demo/student", ["质量很好"])
+    kdnlp.predict("saved_dict/demo/student", ["质量很好"])   # one shot
+    p = kdnlp.load("saved_dict/demo/student"); p.predict(["质量很好"])   # load once, predict many times
 
 `predict` is the code behind `kdnlp predict` (cli.py formats its result as lines or JSON).
 """
@@ -11,71 +12,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from .errors import UserError
-from .pairs import check_pair_input, input_kind, recorded_input
 
 
 def predict_with(trainer, model_dir: str | Path, texts: list, batch_size: int = 64) -> list[dict]:
     """Predict `texts` (or (first, second) sentence pairs) with the model saved in `model_dir`, using `trainer`'s
-    task, max_length and device.
-
-    classification: {"text", "label", "probability", "probabilities": {label: p}} per text;
-    multilabel: {"text", "labels": [labels at the model's dev-chosen thresholds], "probabilities": {label: p}};
-    ner: {"text", "entities": [{"text", "type", "start", "end"}, ...]} per text (start/end index words).
-    A pair's result has "text" (first) and "text_b" (second). Pairs for a single-text model (or single texts for
-    a pair model) are refused with a UserError."""
-    import numpy as np
-
-    from .modeldir import load_model_dir
-    model, tokenizer, labels = load_model_dir(Path(model_dir), trainer.cfg.task)
-    check_pair_input(model.config, texts, model_dir)
-    model.to(trainer.device)
-    examples = trainer.task.unlabelled(list(texts))
-    data = trainer.task.encode(examples, tokenizer, trainer.cfg.data.max_length, input_kind(model))
-    logits = trainer.predict_logits(model, data, batch_size)
-    if trainer.cfg.task == "ner":
-        from .ner import entities
-        return [{"text": text, "entities": entities(ex.tokens, [labels[t] for t in tags])}
-                for text, ex, tags in zip(texts, examples, data.word_predictions(logits))]
-    shown = [{"text": t} if isinstance(t, str) else {"text": t[0], "text_b": t[1]} for t in texts]
-    if trainer.cfg.task == "multilabel":
-        from .multilabel import MultiLabel, sigmoid
-        chosen = MultiLabel.predict(logits, model.config)  # the thresholds chosen on dev, saved in config.json
-        return [{**s, "labels": [lab for lab, on in zip(labels, row) if on],
-                 "probabilities": {label: float(x) for label, x in zip(labels, p)}}
-                for s, p, row in zip(shown, sigmoid(logits), chosen)]
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    results = []
-    for s, p in zip(shown, probs):
-        k = int(p.argmax())
-        results.append({**s, "label": labels[k], "probability": float(p[k]),
-                        "probabilities": {label: float(x) for label, x in zip(labels, p)}})
-    return results
-
-
-def _run_max_length(model_dir: Path) -> int | None:
-    """data.max_length of the run that trained `model_dir`, from its config.resolved.yaml if present and readable
-    (models trained before config.json recorded it)."""
-    path = model_dir.parent / "config.resolved.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return int(raw["data"]["max_length"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        return None
-
-
-def model_task(config) -> str:
-    """The task a saved model was trained for, from its own config.json: a token classifier is ner, a head with
-    problem_type multi_label_classification (or dev-chosen thresholds) is multilabel, anything else classification."""
-    from .multilabel import THRESHOLDS_KEY
-    if any(a.endswith("ForTokenClassification") for a in config.architectures or []):
-        return "ner"
-    if config.problem_type == "multi_label_classification" or getattr(config, THRESHOLDS_KEY, None) is not None:
-        return "multilabel"
-    return "classification"
+    task, max_length and device (kdnlp.predictor.Predictor; its docstring lists the result fields). Pairs for a
+    single-text model (or single texts for a pair model) are refused with a UserError."""
+    from .predictor import Predictor
+    return Predictor(trainer, model_dir).predict(list(texts), batch_size)
 
 
 def predict(model_dir: str | Path, texts: list | str, batch_size: int = 64, *, task: str | None = None,
@@ -83,29 +28,14 @@ def predict(model_dir: str | Path, texts: list | str, batch_size: int = 64, *, t
     """Labels and probabilities (classification, multilabel) or entities (ner) for `texts` — a string, a list of
     strings, or a list of (first, second) tuples for a sentence-pair model — from a model folder kdnlp saved.
 
-    The model's own config.json decides the task (its head: token classifier, multi-label problem_type and
-    thresholds) and max_length (recorded at training); a model trained before max_length was recorded takes it
-    from <output_dir>/config.resolved.yaml, and without either `max_length` must be given."""
-    from transformers import AutoConfig
-
-    from .config import config_from_dict
-    from .trainer import Trainer
-    model_dir = Path(model_dir)
+    One shot: loads the model, predicts, forgets it; kdnlp.load(model_dir) loads once for many predict calls
+    (kdnlp/predictor.py: the same code, and the same task / max_length resolution from the model's config.json)."""
+    from .predictor import load
     if isinstance(texts, str):
         texts = [texts]
     if not texts:
         raise UserError("predict: give at least one text")
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"{model_dir}: no trained model here (a folder such as saved_dict/demo/student)")
-    config = AutoConfig.from_pretrained(str(model_dir))
-    task = task or model_task(config)
-    max_length = max_length or recorded_input(config).get("max_length") or _run_max_length(model_dir)
-    if max_length is None:
-        raise UserError(f"{model_dir}: its max_length is not recorded (no kdnlp_input in config.json, no readable "
-                        f"{model_dir.parent / 'config.resolved.yaml'}); pass max_length=, the data.max_length it was trained with")
-    cfg = config_from_dict({"task": task, "data": {"max_length": max_length}, "train": {"device": device},
-                            "output_dir": str(model_dir.parent)}, source="<predict>")
-    return predict_with(Trainer(cfg), model_dir, texts, batch_size)
+    return load(model_dir, task=task, max_length=max_length, device=device).predict(texts, batch_size)
 
 
 def format_prediction(result: dict, as_json: bool) -> str:

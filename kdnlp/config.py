@@ -21,7 +21,7 @@ from .errors import UserError
 
 # The student types kdnlp.students.STUDENTS builds (tests/test_students.py checks the two agree). A plain tuple:
 # validating a config must not import the students (and torch), which import data.py, which imports this module.
-STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus")
+STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static")
 DEFAULT_STUDENT_LAYERS = 6  # student.num_layers when unset (fastbert: the teacher's depth, chosen at build)
 
 
@@ -71,17 +71,23 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    type: str = "bilstm"              # bilstm|bert|fastbert|theseus (STUDENT_TYPES; built by kdnlp.students)
+    type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static (STUDENT_TYPES; built by kdnlp.students)
     name: str = "student"             # output sub-folder: <output_dir>/<name> (e.g. student_alone for a baseline)
-    # bilstm
+    # bilstm (and static: embedding_dim, mlp_size, dropout, embeddings, freeze_embeddings)
     embedding_dim: int = 300
     hidden_size: int = 300            # per direction
     mlp_size: int = 192
     dropout: float = 0.1
-    embeddings: str = "random"        # random|teacher|<path to word2vec text vectors>
+    embeddings: str = "random"        # random|teacher|<path to word2vec text vectors>; static also model2vec
     freeze_embeddings: bool = False   # keep copied embeddings fixed (teacher / word2vec); much faster on CPU
     tokenizer: Optional[str] = None   # bilstm: a tokenizer directory or vocab.txt (default: the teacher's; with
                                       # teacher.outputs and no teacher model: words of the training texts)
+    # static: a bag of (hashed n-gram) embeddings -> mean or SIF pooling -> MLP (mlp_size 0: linear head)
+    pooling: str = "mean"             # mean|sif (Arora et al.: frequent tokens weigh less)
+    ngrams: int = 1                   # 2 = words + hashed word bigrams (fastText's wordNgrams), up to 5
+    hash_buckets: int = 200000        # embedding rows shared by the hashed n-grams (ngrams > 1)
+    tokenize: str = "auto"            # words (its own regex + vocabulary; auto) | teacher (WordPiece through the
+                                      # tokenizers library; measured 3-4x slower on SST-2, see docs/static.md)
     # bert
     num_layers: Optional[int] = None  # default 6 (bert, theseus); fastbert: the teacher's depth
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
@@ -95,11 +101,11 @@ class StudentConfig:
     speed: float = 0.5                # exit when a branch's normalized entropy is below this (0 = never exit)
     # both
     epochs: int = 10
-    lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-5 for bert
+    lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-3 for static, 5e-5 for bert
     batch_size: int = 64
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
-    siamese: bool = False             # bilstm on sentence pairs: each text through the same BiLSTM, then
+    siamese: bool = False             # bilstm/static on sentence pairs: each text encoded on its own, then
                                       # [h1, h2, h1*h2, |h1-h2|] (Tang et al.); false = one joint sequence
 
 
@@ -272,7 +278,7 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
     if cfg.student.num_layers is None and cfg.student.type != "fastbert":  # fastbert: the teacher's depth, at build
         cfg.student.num_layers = DEFAULT_STUDENT_LAYERS
     if cfg.student.lr is None:  # type-dependent default
-        cfg.student.lr = 1e-3 if cfg.student.type == "bilstm" else 5e-5
+        cfg.student.lr = {"bilstm": 1e-3, "static": 5e-3}.get(cfg.student.type, 5e-5)
     return cfg
 
 
@@ -301,6 +307,7 @@ def validate(cfg: Config) -> None:
          "student.name: use a folder name like student or bilstm_alone (not teacher, logits or augment, no .resume)")
     need(not cfg.student.freeze_embeddings or cfg.student.embeddings != "random",
          "student.freeze_embeddings: only copied embeddings can be frozen (set student.embeddings: teacher or a vectors file)")
+    validate_static(cfg, need)
     need(cfg.student.num_layers is None or cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
     sel = cfg.student.layer_selection
     need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),
@@ -362,7 +369,24 @@ def validate_shapes(cfg: Config, need) -> None:
     need(multi or cfg.distill.loss != "bce", "distill.loss: bce is for task: multilabel (use mse or kl)")
     need(not multi or cfg.distill.loss in ("mse", "bce"),
          "distill.loss: task multilabel uses mse (logits) or bce (teacher sigmoid probabilities at distill.temperature)")
-    need(not cfg.student.siamese or cfg.student.type == "bilstm", "student.siamese: only the bilstm student is siamese")
+    need(not cfg.student.siamese or cfg.student.type in ("bilstm", "static"),
+         "student.siamese: only the bilstm and static students are siamese")
+
+
+def validate_static(cfg: Config, need) -> None:
+    """The static student's keys (kdnlp/students/static.py)."""
+    st = cfg.student
+    need(st.embeddings != "model2vec" or st.type == "static", "student.embeddings: model2vec is for student.type: static")
+    need(st.mlp_size >= 0, "student.mlp_size: must be >= 0 (static: 0 = a linear head)")
+    need(st.embedding_dim >= 1, "student.embedding_dim: must be >= 1")
+    need(st.pooling in ("mean", "sif"), f"student.pooling: '{st.pooling}' is unknown (use mean or sif)")
+    need(1 <= st.ngrams <= 5, "student.ngrams: use 1 (words only) to 5 (hashed word n-grams up to 5)")
+    need(st.hash_buckets >= 1, "student.hash_buckets: must be >= 1")
+    need(st.tokenize in ("auto", "words", "teacher"), f"student.tokenize: '{st.tokenize}' is unknown (use auto|words|teacher)")
+    if st.type == "static":
+        need(cfg.task != "ner", "student.type: static pools a whole text; it has no per-token output for task: ner")
+        need(st.tokenize != "teacher" or st.embeddings in ("random", "teacher", "model2vec"),
+             "student.tokenize: word2vec vectors need the words tokenizer (student.tokenize: words or auto)")
 
 
 def validate_methods(cfg: Config, need) -> None:

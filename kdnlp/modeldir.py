@@ -48,6 +48,7 @@ def load_model_dir(path: Path, task: str = "classification"):
     from transformers import AutoConfig
 
     from .students.bilstm import WordTokenizer
+    from .students.static_tokenizer import FILE as STATIC_TOKENIZER, StaticTokenizer
     recover_dir(path)  # a save killed between its two renames
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
@@ -61,7 +62,9 @@ def load_model_dir(path: Path, task: str = "classification"):
         raise UserError(f"{path}: config.json has num_labels={num_labels} but {LABELS_FILE} lists "
                         f"{len(labels)} labels; the directory was mixed from two models, retrain it")
     model = auto_class(task).from_pretrained(str(path))
-    if (path / WordTokenizer.VOCAB_FILE).is_file():
+    if (path / STATIC_TOKENIZER).is_file():
+        tokenizer = StaticTokenizer.from_pretrained(path)
+    elif (path / WordTokenizer.VOCAB_FILE).is_file():
         tokenizer = WordTokenizer.from_pretrained(path)
     else:
         tokenizer = load_tokenizer(path)

@@ -47,23 +47,36 @@ def _fine_tuned_config(trainer, spec: str):
     return config
 
 
+def _model2vec_distill_importable() -> bool:
+    """model2vec's distill module needs its [distill] extra (skeletoken), beyond model2vec itself."""
+    try:
+        import model2vec.distill  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def check_student(trainer, config) -> None:
     cfg, st = trainer.cfg, trainer.cfg.student
     if config is None:  # teacher.outputs only: the student must not need a teacher model
         if st.type in MODEL_STUDENTS:
             raise UserError(f"student.type: {st.type} is built from a teacher model, and only teacher.outputs is "
                             "given; use student.type: bilstm, or set teacher.fine_tuned to the model")
-        if st.embeddings == "teacher":
-            raise UserError("student.embeddings: teacher needs a teacher model; with teacher.outputs alone use "
+        if st.embeddings in ("teacher", "model2vec"):
+            raise UserError(f"student.embeddings: {st.embeddings} needs a teacher model; with teacher.outputs alone use "
                             "random or a word2vec file (or set teacher.fine_tuned)")
         if cfg.distill.intermediate:
             raise UserError("distill.intermediate: needs a teacher model's hidden states; teacher.outputs has none")
+        if st.type == "static" and st.tokenize == "teacher":
+            raise UserError("student.tokenize: teacher needs a teacher tokenizer; with teacher.outputs alone use words")
+    if st.embeddings == "model2vec" and not _model2vec_distill_importable():
+        raise UserError("student.embeddings: model2vec needs the optional model2vec package (pip install 'kdnlp[static]', i.e. model2vec[distill])")
     if st.tokenizer is not None and st.embeddings == "teacher":
         raise UserError("student.tokenizer: the teacher's embeddings belong to the teacher's tokenizer; "
                         "drop student.tokenizer or use student.embeddings: random")
     if st.tokenizer is not None and not Path(st.tokenizer).exists():
         raise UserError(f"student.tokenizer: {st.tokenizer} not found (a tokenizer directory or a vocab.txt)")
-    if st.embeddings not in ("random", "teacher") and not Path(st.embeddings).is_file():
+    if st.embeddings not in ("random", "teacher", "model2vec") and not Path(st.embeddings).is_file():
         raise UserError(f"student.embeddings: {st.embeddings} not found (use random, teacher, or a word2vec text file)")
     chinese_words = st.type == "bilstm" and (config is None and st.tokenizer is None or st.embeddings not in ("random", "teacher"))
     if chinese_words and importlib.util.find_spec("jieba") is None:
@@ -109,7 +122,7 @@ def check(trainer, command: str) -> None:
     given = cfg.teacher.fine_tuned is not None or cfg.teacher.outputs is not None
     st = cfg.student
     needs_trained = command == "cache-logits" or (command == "train-student" and (
-        st.type in MODEL_STUDENTS or st.embeddings == "teacher" or cfg.distill.intermediate or trainer_needs_logits(cfg)))
+        st.type in MODEL_STUDENTS or st.embeddings in ("teacher", "model2vec") or cfg.distill.intermediate or trainer_needs_logits(cfg)))
     if needs_trained and not given and not (own / "config.json").is_file() and not cfg.distill.teachers:
         raise UserError(f"{own}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
     config = teacher_config(trainer, command)

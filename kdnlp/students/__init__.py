@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import pooling  # noqa: F401  (registers the mean-pooled teacher, kdnlp-bert-mean, with the Auto* classes)
-from . import bilstm, fastbert, theseus, truncated_bert
+from . import bilstm, fastbert, static, theseus, truncated_bert
 
 
 @dataclass
@@ -26,6 +26,7 @@ STUDENTS: dict[str, Callable] = {
     "bert": truncated_bert.build,
     "fastbert": fastbert.build,
     "theseus": theseus.build,
+    "static": static.build,
 }
 
 # Students whose training has stages of their own: fit(trainer, model, tokenizer, loss_fn, teacher_logits,
