@@ -26,7 +26,8 @@ COMMON=(--config configs/mrpc.yaml --set "data.train=$DATA/mrpc/train.tsv" --set
         --set student.freeze_embeddings=true --set student.embedding_dim=384 --set student.hidden_size=300
         --set student.mlp_size=192 --set student.lr=1e-3 --set student.batch_size=64)
 if [ ! -f "$WORK/init/teacher/config.json" ]; then
-  PYTHONPATH=$ROOT python -m kdnlp bench "${COMMON[@]}" --output-dir "$WORK/init" --init-untrained > "$WORK/init.log" 2>&1
+  # teacher.pooling=cls: a [CLS]-pooled teacher, which the baseline (before teacher.pooling) can load too
+  PYTHONPATH=$ROOT python -m kdnlp bench "${COMMON[@]}" --set teacher.pooling=cls --output-dir "$WORK/init" --init-untrained > "$WORK/init.log" 2>&1
 fi
 side() {  # side name, tree, repeat
   local out=$WORK/runs/$1.$3 log=$WORK/$1.$3.log
