@@ -59,15 +59,23 @@ def test_hidden_32_student_of_a_wider_teacher_distils_saves_loads_predicts_expor
     assert records["model.onnx"]["max_abs_logit_diff"] < 1e-4
 
 
+def load_config_dict(overrides: dict, tmp_path: Path):
+    import yaml
+
+    from kdnlp.config import load_config
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "o"), **overrides}), encoding="utf-8")
+    return load_config(str(path))
+
+
 @pytest.mark.parametrize("teacher_hidden", [16, 32])
 def test_word_embeddings_are_the_teachers_copied_or_projected(tmp_path, tiny_bert, teacher_hidden):
     from kdnlp.students import StudentContext, transformer
-    from kdnlp.config import load_config
     from kdnlp.teacher import load_tokenizer
     from transformers import AutoModelForSequenceClassification
     tdir = make_teacher(tmp_path, tiny_bert, teacher_hidden)
     teacher = AutoModelForSequenceClassification.from_pretrained(tdir)
-    cfg = load_config_dict({"student": {**STUDENT, "config": SHAPE}}, load_config, tmp_path)
+    cfg = load_config_dict({"student": {**STUDENT, "config": SHAPE}}, tmp_path)
     ctx = StudentContext(labels=["neg", "pos"], train_texts=[], teacher_tokenizer=lambda: load_tokenizer(tdir),
                          fine_tuned_teacher=lambda: teacher)
     student, _ = transformer.build(cfg, ctx)
@@ -76,17 +84,11 @@ def test_word_embeddings_are_the_teachers_copied_or_projected(tmp_path, tiny_ber
     if teacher_hidden == SHAPE["hidden_size"]:
         np.testing.assert_array_equal(got, source)
     else:
-        expected = pca(source, SHAPE["hidden_size"])
-        np.testing.assert_allclose(got, expected, atol=1e-6)
-        assert abs(got[7, 0] - float(((source[7] - source.mean(0)) @ np.linalg.eigh(
-            (source - source.mean(0)).T @ (source - source.mean(0)))[1][:, -1]))) < 1e-4  # top component, by hand
-
-
-def load_config_dict(overrides: dict, load_config, tmp_path: Path):
-    import yaml
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "o"), **overrides}), encoding="utf-8")
-    return load_config(str(path))
+        np.testing.assert_allclose(got, pca(source, SHAPE["hidden_size"]), atol=1e-6)
+        # one value by hand: token 7's coordinate on the top principal component of the centred teacher matrix
+        centred = source - source.mean(0)
+        top = np.linalg.eigh(centred.T @ centred)[1][:, -1]
+        assert abs(got[7, 0] - float(centred[7] @ top)) < 1e-4
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -137,3 +139,23 @@ def test_ner_transformer_student_builds_and_runs_one_epoch(write_config, tmp_pat
     config = json.loads((tmp_path / "out" / "student" / "config.json").read_text())
     assert config["architectures"] == ["BertForTokenClassification"] and config["hidden_size"] == 16
     assert "f1" in json.loads((tmp_path / "out" / "student" / "report.json").read_text())
+
+
+def test_pairs_and_intermediate_across_widths(write_config, tmp_path):
+    """Sentence pairs as one joint sequence with token types; tinybert layer matches from a hidden-16 student to the
+    hidden-32 teacher go through intermediate.py's width projections."""
+    from kdnlp.cli import main
+    from conftest import make_texts
+    rows = [{"sentence1": a, "sentence2": b, "label": label}
+            for (a, label), (b, _) in zip(make_texts(80, 1), make_texts(80, 3))]
+    train = tmp_path / "pairs.json"
+    train.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    cfg = write_config({"data": {"train": str(train), "test": str(train), "max_length": 32},
+                        "teacher": {"epochs": 1}, "student": {**STUDENT, "epochs": 1, "config": SHAPE},
+                        "distill": {"alpha": 0.5, "T": 0.5, "intermediate": "tinybert"}})
+    assert main(["distill", "--config", str(cfg)]) == 0
+    from transformers import AutoModelForSequenceClassification
+
+    from kdnlp.pairs import JOINT, input_kind
+    student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "student")
+    assert input_kind(student) == JOINT and student.config.type_vocab_size == 2  # the teacher's token types
