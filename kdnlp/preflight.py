@@ -88,7 +88,7 @@ def check_student(trainer, config) -> None:
         if any(is_chinese(e.text) for e in trainer.splits.train[:200]):
             raise UserError("student: a word vocabulary for Chinese texts needs jieba (pip install 'kdnlp[demo]')")
     if config is not None and st.type == "transformer":
-        check_transformer(st.config, config, cfg.distill.intermediate)
+        check_transformer(st.config, config, cfg.distill.intermediate, cfg.data.max_length)
     if config is None or st.type not in MODEL_STUDENTS:
         return
     n = config.num_hidden_layers
@@ -103,10 +103,13 @@ def check_student(trainer, config) -> None:
         layer_matches(cfg.distill.intermediate, n, len(layers))
 
 
-def check_transformer(fields: dict | None, teacher, intermediate) -> None:
+def check_transformer(fields: dict | None, teacher, intermediate, max_length: int) -> None:
     """student.config's fields and shape, and its layer matches against the teacher (intermediate.py projects the
     student's width to the teacher's, so only the layer numbers and, for attention maps, the head counts must fit)."""
     student = random_teacher_config(fields, where="student.config")
+    positions = (fields or {}).get("max_position_embeddings")  # unset: the teacher's, which already reads max_length
+    if positions is not None and positions < max_length:  # else an index error in the first batch of long texts
+        raise UserError(f"student.config: max_position_embeddings {positions} is below data.max_length {max_length}")
     if not intermediate:
         return
     matches = layer_matches(intermediate, teacher.num_hidden_layers, student.num_hidden_layers)

@@ -68,7 +68,7 @@ def load_config_dict(overrides: dict, tmp_path: Path):
     return load_config(str(path))
 
 
-@pytest.mark.parametrize("teacher_hidden", [16, 32])
+@pytest.mark.parametrize("teacher_hidden", [16, 32, 8])  # equal, narrower student, wider student
 def test_word_embeddings_are_the_teachers_copied_or_projected(tmp_path, tiny_bert, teacher_hidden):
     from kdnlp.students import StudentContext, transformer
     from kdnlp.teacher import load_tokenizer
@@ -83,6 +83,8 @@ def test_word_embeddings_are_the_teachers_copied_or_projected(tmp_path, tiny_ber
     source = teacher.get_input_embeddings().weight.detach().numpy()
     if teacher_hidden == SHAPE["hidden_size"]:
         np.testing.assert_array_equal(got, source)
+    elif teacher_hidden < SHAPE["hidden_size"]:  # all the teacher's components first; the other columns stay random
+        np.testing.assert_allclose(got[:, :teacher_hidden], pca(source, teacher_hidden), atol=1e-6)
     else:
         np.testing.assert_allclose(got, pca(source, SHAPE["hidden_size"]), atol=1e-6)
         # one value by hand: token 7's coordinate on the top principal component of the centred teacher matrix
@@ -96,6 +98,8 @@ def test_word_embeddings_are_the_teachers_copied_or_projected(tmp_path, tiny_ber
      "student.config: hidden_size 30 is not divisible by num_attention_heads 4"),
     ({"student": {**STUDENT, "config": {**SHAPE, "hidden_sise": 16}}}, "student.config: unknown BertConfig field 'hidden_sise'"),
     ({"student": {"type": "bilstm", "config": SHAPE}}, "student.config: only student.type: transformer reads it"),
+    ({"student": {**STUDENT, "config": {**SHAPE, "max_position_embeddings": 16}}},
+     "student.config: max_position_embeddings 16 is below data.max_length 32"),
     ({"student": {**STUDENT, "config": {**SHAPE, "num_hidden_layers": 4, "num_attention_heads": 4}},
       "distill": {"intermediate": "tinybert"}}, "attention matches need equal head counts"),
 ])
