@@ -54,6 +54,7 @@ def test_hidden_32_student_of_a_wider_teacher_distils_saves_loads_predicts_expor
     assert predicted == kdnlp.predict(mdir, texts)
     labels = [model.config.id2label[i] for i in logits.argmax(1).tolist()]
     assert [p if isinstance(p, str) else p["label"] for p in predicted] == labels
+    assert main(["predict", "--config", str(cfg), "好棒赞"]) == 0
     assert main(["export", "--config", str(cfg), "--model", "student", "--format", "onnx"]) == 0
     records = json.loads((mdir / "export" / "export.json").read_text())
     assert records["model.onnx"]["max_abs_logit_diff"] < 1e-4
