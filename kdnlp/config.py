@@ -21,7 +21,7 @@ from .errors import UserError
 
 # The student types kdnlp.students.STUDENTS builds (tests/test_students.py checks the two agree). A plain tuple:
 # validating a config must not import the students (and torch), which import data.py, which imports this module.
-STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static")
+STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static", "transformer")
 DEFAULT_STUDENT_LAYERS = 6  # student.num_layers when unset (fastbert: the teacher's depth, chosen at build)
 
 
@@ -71,7 +71,7 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static (STUDENT_TYPES; built by kdnlp.students)
+    type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static|transformer (STUDENT_TYPES; kdnlp.students)
     name: str = "student"             # output sub-folder: <output_dir>/<name> (e.g. student_alone for a baseline)
     # bilstm (and static: embedding_dim, mlp_size, dropout, embeddings, freeze_embeddings)
     embedding_dim: int = 300
@@ -91,6 +91,9 @@ class StudentConfig:
     # bert
     num_layers: Optional[int] = None  # default 6 (bert, theseus); fastbert: the teacher's depth
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
+    # transformer: a BERT of your own shape, trained from scratch on the teacher's tokenizer and word embeddings
+    config: Optional[dict] = None     # BertConfig fields, e.g. {num_hidden_layers: 4, hidden_size: 256,
+                                      # num_attention_heads: 4, intermediate_size: 1024}; only for type: transformer
     # theseus: successor layers replace blocks of teacher layers with probability replacing_rate
     replacing_rate: float = 0.5       # constant p, or p0 of the linear schedule (p0 -> 1 over training)
     replacing_schedule: str = "constant"  # constant|linear
@@ -401,7 +404,10 @@ def validate_methods(cfg: Config, need) -> None:
         from .intermediate import check_intermediate  # local import: it imports torch
         problem = check_intermediate(d.intermediate)
         need(problem is None, f"distill.intermediate: {problem}")
-        need(st.type == "bert", "distill.intermediate: needs student.type: bert (a truncated teacher with hidden states to match)")
+        need(st.type in ("bert", "transformer"),
+             "distill.intermediate: needs student.type: bert or transformer (a BERT student with hidden states to match)")
+    need(st.config is None or st.type == "transformer",
+         f"student.config: only student.type: transformer reads it (student.type is {st.type})")
     need(0 <= st.replacing_rate <= 1, "student.replacing_rate: must be a probability in [0, 1]")
     need(st.replacing_schedule in ("constant", "linear"), "student.replacing_schedule: use constant or linear")
     need(st.successor_epochs is None or st.successor_epochs >= 0, "student.successor_epochs: must be >= 0")

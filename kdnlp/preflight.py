@@ -16,6 +16,7 @@ from .students.truncated_bert import check_truncatable, student_layers
 from .teacher import fine_tuned_source, match_labels, random_teacher_config, resolve_pretrained, source_config
 
 MODEL_STUDENTS = ("bert", "theseus", "fastbert")  # built from the fine-tuned teacher's own layers
+TEACHER_INPUT_STUDENTS = ("transformer",)  # read the teacher's tokenizer and start from its word embeddings
 
 
 def teacher_config(trainer, command: str):
@@ -62,6 +63,9 @@ def check_student(trainer, config) -> None:
         if st.type in MODEL_STUDENTS:
             raise UserError(f"student.type: {st.type} is built from a teacher model, and only teacher.outputs is "
                             "given; use student.type: bilstm, or set teacher.fine_tuned to the model")
+        if st.type in TEACHER_INPUT_STUDENTS:
+            raise UserError(f"student.type: {st.type} reads the teacher's tokenizer and word embeddings, and only "
+                            "teacher.outputs is given; use student.type: bilstm, or set teacher.fine_tuned to the model")
         if st.embeddings in ("teacher", "model2vec"):
             raise UserError(f"student.embeddings: {st.embeddings} needs a teacher model; with teacher.outputs alone use "
                             "random or a word2vec file (or set teacher.fine_tuned)")
@@ -83,6 +87,8 @@ def check_student(trainer, config) -> None:
         from .data import is_chinese
         if any(is_chinese(e.text) for e in trainer.splits.train[:200]):
             raise UserError("student: a word vocabulary for Chinese texts needs jieba (pip install 'kdnlp[demo]')")
+    if config is not None and st.type == "transformer":
+        check_transformer(st.config, config, cfg.distill.intermediate, cfg.data.max_length)
     if config is None or st.type not in MODEL_STUDENTS:
         return
     n = config.num_hidden_layers
@@ -95,6 +101,21 @@ def check_student(trainer, config) -> None:
     check_truncatable(config)  # a family whose layers truncation cannot find: one line now, not a traceback later
     if cfg.distill.intermediate:
         layer_matches(cfg.distill.intermediate, n, len(layers))
+
+
+def check_transformer(fields: dict | None, teacher, intermediate, max_length: int) -> None:
+    """student.config's fields and shape, and its layer matches against the teacher (intermediate.py projects the
+    student's width to the teacher's, so only the layer numbers and, for attention maps, the head counts must fit)."""
+    student = random_teacher_config(fields, where="student.config")
+    positions = (fields or {}).get("max_position_embeddings")  # unset: the teacher's, which already reads max_length
+    if positions is not None and positions < max_length:  # else an index error in the first batch of long texts
+        raise UserError(f"student.config: max_position_embeddings {positions} is below data.max_length {max_length}")
+    if not intermediate:
+        return
+    matches = layer_matches(intermediate, teacher.num_hidden_layers, student.num_hidden_layers)
+    if any(m.feature == "attention" for m in matches) and teacher.num_attention_heads != student.num_attention_heads:
+        raise UserError(f"distill.intermediate: attention matches need equal head counts (teacher "
+                        f"{teacher.num_attention_heads}, student.config {student.num_attention_heads})")
 
 
 def trainer_needs_logits(cfg) -> bool:
@@ -122,7 +143,7 @@ def check(trainer, command: str) -> None:
     given = cfg.teacher.fine_tuned is not None or cfg.teacher.outputs is not None
     st = cfg.student
     needs_trained = command == "cache-logits" or (command == "train-student" and (
-        st.type in MODEL_STUDENTS or st.embeddings in ("teacher", "model2vec") or cfg.distill.intermediate or trainer_needs_logits(cfg)))
+        st.type in MODEL_STUDENTS + TEACHER_INPUT_STUDENTS or st.embeddings in ("teacher", "model2vec") or cfg.distill.intermediate or trainer_needs_logits(cfg)))
     if needs_trained and not given and not (own / "config.json").is_file() and not cfg.distill.teachers:
         raise UserError(f"{own}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
     config = teacher_config(trainer, command)

@@ -106,14 +106,20 @@ def source_config(spec: str, key: str):
     return from_hub(key, spec, lambda: AutoConfig.from_pretrained(resolved))
 
 
-def random_teacher_config(fields: dict | None, **extra):
-    """teacher.config as a BertConfig; an unknown field is one line (the preflight and the builder both ask here)."""
+def random_teacher_config(fields: dict | None, where: str = "teacher.config", **extra):
+    """teacher.config (or student.config: `where`) as a BertConfig; an unknown field or an impossible shape is one
+    line (the preflight and the builders all ask here)."""
     from transformers import BertConfig
     valid = set(BertConfig().to_dict())
     unknown = [k for k in (fields or {}) if k not in valid]
     if unknown:
-        raise UserError(f"teacher.config: unknown BertConfig field '{unknown[0]}'")
-    return BertConfig(**{**(fields or {}), **extra})
+        raise UserError(f"{where}: unknown BertConfig field '{unknown[0]}'")
+    config = BertConfig(**{**(fields or {}), **extra})
+    # BertSelfAttention raises this only when the model is built, i.e. after the teacher has been trained
+    if config.hidden_size % config.num_attention_heads:
+        raise UserError(f"{where}: hidden_size {config.hidden_size} is not divisible by num_attention_heads "
+                        f"{config.num_attention_heads}")
+    return config
 
 
 def _has_model_type(path: Path) -> bool:
