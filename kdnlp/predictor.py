@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 from .errors import UserError
@@ -42,24 +41,12 @@ class Predictor:
         self.model.to(self.device).eval()
 
     def logits(self, texts: list, batch_size: int = 64):
-        """(examples, encoded split, logits) for texts or (first, second) pairs.
-
-        Whole-text tasks run a plain loop here rather than Trainer.predict_logits: that one shards across
-        processes, draws a progress bar and gathers rows, about 2 ms a call, which is more than a static
-        student's whole forward pass on 64 texts. So whole-text predictions run in this process alone, in fp32
-        (no mixed-precision autocast on a GPU). NER keeps predict_logits (per-word logits of valid positions)."""
-        from .data import model_inputs
+        """(examples, encoded split, logits) for texts or (first, second) pairs: Trainer.predict_logits with an
+        explicit device, i.e. this process alone, in fp32 (no sharding, no autocast), whatever the task."""
         check_pair_input(self.model.config, texts, self.model_dir)
         examples = self.task.unlabelled(list(texts))
         data = self.task.encode(examples, self.tokenizer, self.max_length, self.pair_input)
-        with torch.inference_mode():
-            if self.task_name == "ner":
-                return examples, data, self.trainer.predict_logits(self.model, data, batch_size)
-            out = np.empty((len(data), self.model.config.num_labels), dtype=np.float32)
-            for index in data.eval_batch_indices(batch_size):  # length-sorted batches, rows put back in place
-                inputs = model_inputs(self.model, data.collate(index), self.device)
-                out[index] = self.model(**inputs).logits.float().cpu().numpy()
-        return examples, data, out
+        return examples, data, self.trainer.predict_logits(self.model, data, batch_size, device=self.device)
 
     def predict(self, texts: list | str, batch_size: int = 64) -> list[dict]:
         if isinstance(texts, str):
