@@ -21,7 +21,7 @@ from .errors import UserError
 
 # The student types kdnlp.students.STUDENTS builds (tests/test_students.py checks the two agree). A plain tuple:
 # validating a config must not import the students (and torch), which import data.py, which imports this module.
-STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static", "transformer")
+STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static", "transformer", "pretrained")
 DEFAULT_STUDENT_LAYERS = 6  # student.num_layers when unset (fastbert: the teacher's depth, chosen at build)
 
 
@@ -71,7 +71,7 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static|transformer (STUDENT_TYPES; kdnlp.students)
+    type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static|transformer|pretrained (STUDENT_TYPES)
     name: str = "student"             # output sub-folder: <output_dir>/<name> (e.g. student_alone for a baseline)
     # bilstm (and static: embedding_dim, mlp_size, dropout, embeddings, freeze_embeddings)
     embedding_dim: int = 300
@@ -94,6 +94,8 @@ class StudentConfig:
     # transformer: a BERT of your own shape, trained from scratch on the teacher's tokenizer and word embeddings
     config: Optional[dict] = None     # BertConfig fields, e.g. {num_hidden_layers: 4, hidden_size: 256,
                                       # num_attention_heads: 4, intermediate_size: 1024}; only for type: transformer
+    # pretrained: a separately pretrained encoder (e.g. a small MiniLM / DistilBERT) with its own tokenizer
+    pretrained: Optional[str] = None  # its directory, package:<module>/<subdir> or hub id; only for type: pretrained
     # theseus: successor layers replace blocks of teacher layers with probability replacing_rate
     replacing_rate: float = 0.5       # constant p, or p0 of the linear schedule (p0 -> 1 over training)
     replacing_schedule: str = "constant"  # constant|linear
@@ -311,6 +313,7 @@ def validate(cfg: Config) -> None:
     need(not cfg.student.freeze_embeddings or cfg.student.embeddings != "random",
          "student.freeze_embeddings: only copied embeddings can be frozen (set student.embeddings: teacher or a vectors file)")
     validate_static(cfg, need)
+    validate_pretrained(cfg, need)
     need(cfg.student.num_layers is None or cfg.student.num_layers >= 1, "student.num_layers: must be >= 1")
     sel = cfg.student.layer_selection
     need(sel in ("first", "alternate") or (isinstance(sel, list) and sel and all(isinstance(i, int) and i >= 0 for i in sel)),
@@ -404,8 +407,8 @@ def validate_methods(cfg: Config, need) -> None:
         from .intermediate import check_intermediate  # local import: it imports torch
         problem = check_intermediate(d.intermediate)
         need(problem is None, f"distill.intermediate: {problem}")
-        need(st.type in ("bert", "transformer"),
-             "distill.intermediate: needs student.type: bert or transformer (a BERT student with hidden states to match)")
+        need(st.type in ("bert", "transformer", "pretrained"),
+             "distill.intermediate: needs student.type: bert, transformer or pretrained (a student with hidden states to match)")
     need(st.config is None or st.type == "transformer",
          f"student.config: only student.type: transformer reads it (student.type is {st.type})")
     need(0 <= st.replacing_rate <= 1, "student.replacing_rate: must be a probability in [0, 1]")
@@ -422,6 +425,18 @@ def validate_methods(cfg: Config, need) -> None:
     need(0 <= st.speed <= 1, "student.speed: must be in [0, 1] (normalized entropy; 0 = never exit early)")
     need(st.type not in ("theseus", "fastbert") or cfg.task == "classification",
          f"student.type: {st.type} is for classification (task: ner is not supported)")
+
+
+def validate_pretrained(cfg: Config, need) -> None:
+    """student.type: pretrained (kdnlp/students/pretrained.py): the checkpoint is named, and nothing else builds it."""
+    st = cfg.student
+    if st.type != "pretrained":
+        need(st.pretrained is None, f"student.pretrained: only student.type: pretrained reads it (student.type is {st.type})")
+        return
+    need(bool(st.pretrained), "student.pretrained: student.type: pretrained needs the checkpoint to start from "
+         "(a model directory with its tokenizer, package:<module>/<subdir> or a hub id)")
+    need(st.embeddings == "random" and st.tokenizer is None,
+         "student.embeddings / student.tokenizer: a pretrained student keeps its own embeddings and tokenizer (drop them)")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -89,6 +89,8 @@ def check_student(trainer, config) -> None:
             raise UserError("student: a word vocabulary for Chinese texts needs jieba (pip install 'kdnlp[demo]')")
     if config is not None and st.type == "transformer":
         check_transformer(st.config, config, cfg.distill.intermediate, cfg.data.max_length)
+    if st.type == "pretrained":
+        check_pretrained(trainer, config)
     if config is None or st.type not in MODEL_STUDENTS:
         return
     n = config.num_hidden_layers
@@ -116,6 +118,59 @@ def check_transformer(fields: dict | None, teacher, intermediate, max_length: in
     if any(m.feature == "attention" for m in matches) and teacher.num_attention_heads != student.num_attention_heads:
         raise UserError(f"distill.intermediate: attention matches need equal head counts (teacher "
                         f"{teacher.num_attention_heads}, student.config {student.num_attention_heads})")
+
+
+def check_pretrained(trainer, teacher) -> None:
+    """student.pretrained is a complete checkpoint (config, weights, tokenizer files; configs only are read); with
+    distill.intermediate, its tokenizer is the teacher's (the teacher reads the student's batches, position by
+    position) and its layers and heads fit the matches (intermediate.py projects a different width)."""
+    from .students.pretrained import KEY, same_tokenizer
+    cfg = trainer.cfg
+    student = source_config(cfg.student.pretrained, KEY)  # a missing directory, config, weights or tokenizer: one line
+    if not cfg.distill.intermediate or teacher is None:
+        return
+    texts = [e.text for e in trainer.splits.train[:200]]
+    teacher_tokenizer = _teacher_tokenizer(trainer)
+    if teacher_tokenizer is None or not same_tokenizer(teacher_tokenizer, _model_tokenizer(cfg.student.pretrained, KEY), texts):
+        raise UserError("distill.intermediate: the pretrained student's tokenizer is not the teacher's, so their "
+                        "hidden states do not line up token by token; drop distill.intermediate (the logit loss works "
+                        "across tokenizers) or pick a student that shares the teacher's tokenizer")
+    n_student = getattr(student, "num_hidden_layers", None)
+    if not isinstance(n_student, int) or not isinstance(getattr(student, "hidden_size", None), int):
+        raise UserError(f"distill.intermediate: {cfg.student.pretrained} ({student.model_type}) has no num_hidden_layers"
+                        f"/hidden_size to match layers by; drop distill.intermediate")
+    matches = layer_matches(cfg.distill.intermediate, teacher.num_hidden_layers, n_student)
+    if any(m.feature == "attention" for m in matches) and teacher.num_attention_heads != student.num_attention_heads:
+        raise UserError(f"distill.intermediate: attention matches need equal head counts (teacher "
+                        f"{teacher.num_attention_heads}, student.pretrained {student.num_attention_heads}); "
+                        "match hidden states only (preset uniform or distilbert)")
+
+
+def _model_tokenizer(spec: str, key: str):
+    """The tokenizer of the model source `key` names (its files only, never its weights)."""
+    from transformers import AutoTokenizer
+
+    from .teacher import from_hub, load_tokenizer, locate
+    resolved, path = locate(spec, key)
+    return load_tokenizer(path) if path is not None else from_hub(
+        key, spec, lambda: AutoTokenizer.from_pretrained(resolved))
+
+
+def _teacher_tokenizer(trainer):
+    """The tokenizer the teacher will read, found without writing anything (Trainer.teacher_tokenizer imports a
+    teacher.fine_tuned into <out>/teacher first)."""
+    from transformers import BertTokenizer
+
+    from .teacher import load_tokenizer
+    t, own = trainer.cfg.teacher, trainer.out / "teacher"
+    if t.fine_tuned is None and (own / "config.json").is_file():
+        return load_tokenizer(own)
+    spec, key = (t.fine_tuned, "teacher.fine_tuned") if t.fine_tuned is not None else (t.pretrained, "teacher.pretrained")
+    if spec is not None:
+        return _model_tokenizer(spec, key)
+    if t.vocab == "build":  # a character vocabulary built from the data: no pretrained student shares it
+        return BertTokenizer(str(trainer.out / "vocab.txt")) if (trainer.out / "vocab.txt").is_file() else None
+    return BertTokenizer(str(t.vocab))
 
 
 def trainer_needs_logits(cfg) -> bool:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .data import EncodedSplit, Example, is_chinese, load_splits
-from .ner import EncodedTagSplit, TagExample, TokenLogits, entity_metrics, format_entity_report, load_ner_splits
+from .ner import (EncodedTagSplit, TagExample, TokenLogits, align_word_logits, entity_metrics, format_entity_report,
+                  load_ner_splits)
 from .losses import DistillLoss, cross_entropy_loss
 from .multilabel import MultiLabel
 from .pairs import JOINT
@@ -67,6 +68,14 @@ class Ner(Task):
     def encode(examples, tokenizer, max_length: int, pair_input: str = JOINT) -> EncodedTagSplit:
         # single word sequences only: pair_input does not apply
         return EncodedTagSplit(examples, tokenizer, max_length)
+
+    @staticmethod
+    def align_teacher_logits(logits: TokenLogits, examples, teacher_tokenizer, student_tokenizer,
+                             max_length: int) -> TokenLogits:
+        """The teacher's cache (one vector per word, in the teacher's windows) cut into the windows of a student
+        with another tokenizer (student.type: pretrained, a BiLSTM's own student.tokenizer)."""
+        return align_word_logits(logits, EncodedTagSplit(examples, teacher_tokenizer, max_length),
+                                 EncodedTagSplit(examples, student_tokenizer, max_length))
 
     @staticmethod
     def score(logits: TokenLogits, data: EncodedTagSplit, labels: list[str], config=None) -> float:

@@ -43,6 +43,9 @@ def how_to_fix(key: str, spec: str) -> str:
     if key == "teacher.pretrained":
         return ("point teacher.pretrained at a pretrained model directory (config.json, weights and tokenizer files, "
                 "as save_pretrained writes them) or a hub id")
+    if key == "student.pretrained":
+        return ("student.pretrained needs a pretrained model directory as save_pretrained writes it: config.json, the "
+                "weights, and the tokenizer saved next to the model (tokenizer.save_pretrained(<dir>)), or a hub id")
     return (f"{key} needs a fine-tuned model directory as save_pretrained writes it: config.json, the weights and the "
             "tokenizer files (tokenizer.save_pretrained(<dir>) adds those), or a hub id")
 
@@ -69,7 +72,13 @@ def check_model_dir(path: Path, key: str = "teacher.pretrained", spec: str | Non
     if not any((path / f).is_file() for f in WEIGHT_FILES):
         missing.append("model.safetensors (or pytorch_model.bin)")
     if missing:
-        raise UserError(f"{path}: teacher directory is missing {', '.join(missing)}; {how_to_fix(key, spec or str(path))}")
+        raise UserError(f"{path}: {_role(key)} directory is missing {', '.join(missing)}; "
+                        f"{how_to_fix(key, spec or str(path))}")
+
+
+def _role(key: str) -> str:
+    """What the model named by `key` is, for messages: the student (student.pretrained) or the teacher."""
+    return "student" if key.startswith("student.") else "teacher"
 
 
 def locate(spec: str, key: str) -> tuple[str, Path | None]:
@@ -83,7 +92,7 @@ def locate(spec: str, key: str) -> tuple[str, Path | None]:
     looks_local = (path.exists() or spec.startswith((".", "/", "~", "package:")) or path.name == "bert_pretrain"
                    or ("/" in spec and Path(spec.split("/")[0]).is_dir()))
     if looks_local:
-        raise UserError(f"{spec}: teacher directory not found ({key}); {how_to_fix(key, spec)}")
+        raise UserError(f"{spec}: {_role(key)} directory not found ({key}); {how_to_fix(key, spec)}")
     return resolved, None
 
 
