@@ -120,6 +120,9 @@ def check_transformer(fields: dict | None, teacher, intermediate, max_length: in
                         f"{teacher.num_attention_heads}, student.config {student.num_attention_heads})")
 
 
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")  # position ids = padding_idx + 1 + index
+
+
 def check_pretrained(trainer, teacher) -> None:
     """student.pretrained is a complete checkpoint (config, weights, tokenizer files; configs only are read); with
     distill.intermediate, its tokenizer is the teacher's (the teacher reads the student's batches, position by
@@ -127,6 +130,12 @@ def check_pretrained(trainer, teacher) -> None:
     from .students.pretrained import KEY, same_tokenizer
     cfg = trainer.cfg
     student = source_config(cfg.student.pretrained, KEY)  # a missing directory, config, weights or tokenizer: one line
+    positions = getattr(student, "max_position_embeddings", None)
+    if isinstance(positions, int):  # RoBERTa-style position ids start after the padding index
+        usable = positions - (student.pad_token_id + 1 if student.model_type in OFFSET_POSITIONS else 0)
+        if usable < cfg.data.max_length:  # else an index error in the first batch of long texts
+            raise UserError(f"student.pretrained: {cfg.student.pretrained} reads at most {usable} tokens "
+                            f"(max_position_embeddings), below data.max_length {cfg.data.max_length}; lower data.max_length")
     if not cfg.distill.intermediate or teacher is None:
         return
     texts = [e.text for e in trainer.splits.train[:200]]

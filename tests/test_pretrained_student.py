@@ -181,11 +181,12 @@ def test_same_tokenizer_student_may_match_intermediate_layers(write_config, tmp_
     ("missing_key", "student.pretrained: student.type: pretrained needs the checkpoint"),
     ("other_type", "student.pretrained: only student.type: pretrained reads it (student.type is bilstm)"),
     ("not_found", "student directory not found (student.pretrained)"),
+    ("too_long", "reads at most 70 tokens (max_position_embeddings), below data.max_length 100"),
 ])
 def test_bad_pretrained_configs_exit_2_with_one_line_and_write_nothing(write_config, tmp_path, tiny_bert, roberta,
                                                                         capsys, case, message):
     student = {**STUDENT, "pretrained": str(roberta)}
-    distill = {"alpha": 0.5, "T": 0.5}
+    distill, data = {"alpha": 0.5, "T": 0.5}, {}
     if case == "no_tokenizer":
         student["pretrained"] = str(make_roberta(tmp_path / "bare", with_tokenizer=False))
     elif case == "intermediate":
@@ -194,11 +195,13 @@ def test_bad_pretrained_configs_exit_2_with_one_line_and_write_nothing(write_con
         del student["pretrained"]
     elif case == "other_type":
         student["type"] = "bilstm"
+    elif case == "too_long":  # the tiny RoBERTa: 72 positions, of which 2 precede the first token's
+        data["max_length"] = 100
     else:
         student["pretrained"] = str(tmp_path / "nowhere")
     teacher = make_teacher(tmp_path, tiny_bert, 32)
     cfg = write_config({"teacher": {"pretrained": None, "fine_tuned": str(teacher)}, "student": student,
-                        "distill": distill})
+                        "distill": distill, "data": data})
     assert run(["distill", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
