@@ -90,6 +90,11 @@ def test_classification_roberta_student_under_a_wordpiece_teacher(write_config, 
     predicted = check_predict_and_export(cfg, mdir, texts)
     assert [p if isinstance(p, str) else p["label"] for p in predicted] == labels
     assert run(["predict", "--config", str(cfg), "好棒赞"]) == 0
+    assert run(["bench", "--config", str(cfg), "--models", "student", "--runs", "2", "--examples", "16",
+                "--threads", "1"]) == 0
+    rows = json.loads((tmp_path / "out" / "bench.json").read_text())["rows"]
+    assert [r["runtime"] for r in rows] == ["pytorch fp32", "onnxruntime fp32"]  # and the exported file
+    assert all(r["throughput_examples_per_second"] > 0 for r in rows)
     report = json.loads((mdir / "report.json").read_text())
     assert report["accuracy"] >= 0.75, report  # learnable from the characters: the student did learn
 
