@@ -117,6 +117,25 @@ def test_sentence_pairs_with_the_students_own_tokenizer(write_config, tmp_path, 
     assert all((p if isinstance(p, str) else p["label"]) in ("neg", "pos") for p in predicted)
 
 
+def test_multilabel_roberta_student_uses_the_per_example_cache(write_config, tmp_path, roberta):
+    from test_shapes import write_multilabel
+
+    import kdnlp
+    (tmp_path / "labels.txt").write_text("pos\nneg\nnone\n", encoding="utf-8")
+    cfg = write_config({"task": "multilabel",
+                        "data": {"train": str(write_multilabel(tmp_path / "train.tsv", 120, 1)),
+                                 "test": str(write_multilabel(tmp_path / "test.tsv", 30, 2)),
+                                 "labels": str(tmp_path / "labels.txt"), "columns": ["text", "label", "id"]},
+                        "teacher": {"epochs": 1}, "student": {**STUDENT, "epochs": 1, "pretrained": str(roberta)},
+                        "distill": {"alpha": 0.5, "T": 1.0, "loss": "bce", "temperature": 2.0}})
+    assert run(["distill", "--config", str(cfg)]) == 0
+    mdir = tmp_path / "out" / "student"
+    config = json.loads((mdir / "config.json").read_text())
+    assert config["model_type"] == "roberta" and config["problem_type"] == "multi_label_classification"
+    predicted = kdnlp.load(mdir).predict(["好棒差烂", "的了是"])
+    assert len(predicted) == 2 and all(set(p["labels"]) <= {"pos", "neg", "none"} for p in predicted), predicted
+
+
 def test_ner_roberta_student_gets_the_teachers_per_word_vectors(write_config, tmp_path, roberta):
     """Windows of 8 sub-tokens: the BPE student cuts the sentences into other windows than the WordPiece teacher,
     so the cache must be re-cut per word to train at all (a mismatch raises in the loss)."""
