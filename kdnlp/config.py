@@ -386,6 +386,8 @@ def validate_word_tagger(cfg: Config, need) -> None:
     st = cfg.student
     need(st.type != "word_bilstm" or cfg.task == "ner",
          "student.type: word_bilstm is a tagger for task: ner (for classification use student.type: bilstm)")
+    need(st.type != "word_bilstm" or st.tokenizer is None,
+         "student.tokenizer: word_bilstm builds its own word vocabulary (student.min_word_count, student.embeddings); drop it")
     need(st.min_word_count >= 1, "student.min_word_count: must be >= 1")
     need(st.char_dim >= 0, "student.char_dim: must be >= 0 (0 = no character features)")
 

@@ -131,3 +131,6 @@ def test_config_refuses_word_bilstm_outside_ner(tmp_path, capsys):
     p.write_text("task: classification\nstudent: {type: word_bilstm}\n", encoding="utf-8")
     assert main(["config", "--config", str(p)]) == 2
     assert "word_bilstm is a tagger for task: ner" in capsys.readouterr().err
+    p.write_text("task: ner\nstudent: {type: word_bilstm, tokenizer: vocab.txt}\n", encoding="utf-8")
+    assert main(["config", "--config", str(p)]) == 2
+    assert "builds its own word vocabulary" in capsys.readouterr().err
