@@ -92,6 +92,8 @@ class StudentConfig:
     min_word_count: int = 1           # training words seen fewer times are [UNK]
     lowercase: bool = False           # lower-case words before the lookup (case is an entity cue: off by default)
     char_dim: int = 0                 # > 0: a character CNN with this many filters per word, beside its embedding
+    word_dropout: float = 0.0         # training only: each word -> [UNK] with this probability, so [UNK] (every
+                                      # unseen word at test time) is trained too
     # bert
     num_layers: Optional[int] = None  # default 6 (bert, theseus); fastbert: the teacher's depth
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
@@ -390,6 +392,7 @@ def validate_word_tagger(cfg: Config, need) -> None:
          "student.tokenizer: word_bilstm builds its own word vocabulary (student.min_word_count, student.embeddings); drop it")
     need(st.min_word_count >= 1, "student.min_word_count: must be >= 1")
     need(st.char_dim >= 0, "student.char_dim: must be >= 0 (0 = no character features)")
+    need(0 <= st.word_dropout < 1, "student.word_dropout: must be a probability in [0, 1)")
 
 
 def validate_static(cfg: Config, need) -> None:

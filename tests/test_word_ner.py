@@ -134,3 +134,21 @@ def test_config_refuses_word_bilstm_outside_ner(tmp_path, capsys):
     p.write_text("task: ner\nstudent: {type: word_bilstm, tokenizer: vocab.txt}\n", encoding="utf-8")
     assert main(["config", "--config", str(p)]) == 2
     assert "builds its own word vocabulary" in capsys.readouterr().err
+
+
+def test_word_dropout_trains_unk_and_is_off_at_inference():
+    import torch
+    from kdnlp.students.word_bilstm import WordBiLSTMConfig, WordBiLSTMForTokenClassification
+    torch.manual_seed(0)
+    config = WordBiLSTMConfig(vocab_size=10, embedding_dim=8, hidden_size=8, mlp_size=8, dropout=0.0, word_dropout=0.99,
+                              num_labels=3, pad_token_id=0)
+    model = WordBiLSTMForTokenClassification(config)
+    ids = torch.tensor([[2, 5, 6, 7, 3]])  # [CLS] three words [SEP]
+    unk = torch.tensor([[2, 1, 1, 1, 3]])
+    with torch.no_grad():
+        model.train()
+        torch.manual_seed(1)  # rand < 0.99 for all three words under this seed
+        trained = model(input_ids=ids).logits
+        model.eval()
+        assert torch.allclose(trained, model(input_ids=unk).logits)  # the words became [UNK], specials kept
+        assert not torch.allclose(model(input_ids=ids).logits, trained)  # no dropout at inference

@@ -124,9 +124,10 @@ class WordTagSplit(EncodedTagSplit):
 class WordBiLSTMConfig(BiLSTMConfig):
     model_type = "kdnlp-word-bilstm"
 
-    def __init__(self, char_vocab_size=0, char_dim=0, **kwargs):
+    def __init__(self, char_vocab_size=0, char_dim=0, word_dropout=0.0, **kwargs):
         self.char_vocab_size = char_vocab_size
         self.char_dim = char_dim  # width of the character CNN's output per word; 0 = no character features
+        self.word_dropout = word_dropout  # training only: a word's id -> [UNK] with this probability
         super().__init__(**kwargs)
 
 
@@ -155,6 +156,12 @@ class WordBiLSTMForTokenClassification(BiLSTMForTokenClassification):
             attention_mask = (input_ids != 0).long()
         if self.config.char_dim and char_ids is None:
             raise ValueError("this word tagger reads characters: pass char_ids (WordTagSplit.collate makes them)")
+        if self.training and self.config.word_dropout:
+            # [UNK] is what every unseen word gets at test time (46% of CoNLL-2003 test entity words, with 3,000
+            # training sentences); never seen in training, its row would stay untrained. The characters stay.
+            drop = (torch.rand(input_ids.shape, device=input_ids.device) < self.config.word_dropout) \
+                & (input_ids >= len(SPECIALS))
+            input_ids = input_ids.masked_fill(drop, WordTagTokenizer.unk_token_id)
         out = self.recur(self.word_features(input_ids, char_ids), attention_mask)
         return TokenClassifierOutput(logits=self.mlp(out))
 
@@ -224,6 +231,7 @@ def build(cfg, ctx):
     config = WordBiLSTMConfig(vocab_size=len(tokenizer), embedding_dim=s.embedding_dim, hidden_size=s.hidden_size,
                               mlp_size=s.mlp_size, dropout=s.dropout, embedding_source_dim=source_dim,
                               char_vocab_size=len(tokenizer.chars or []), char_dim=s.char_dim,
+                              word_dropout=s.word_dropout,
                               pad_token_id=0, num_labels=len(ctx.labels), id2label=dict(enumerate(ctx.labels)),
                               label2id={l: i for i, l in enumerate(ctx.labels)})
     model = WordBiLSTMForTokenClassification(config)
