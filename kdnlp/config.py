@@ -21,7 +21,7 @@ from .errors import UserError
 
 # The student types kdnlp.students.STUDENTS builds (tests/test_students.py checks the two agree). A plain tuple:
 # validating a config must not import the students (and torch), which import data.py, which imports this module.
-STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static", "transformer", "pretrained")
+STUDENT_TYPES = ("bilstm", "bert", "fastbert", "theseus", "static", "transformer", "pretrained", "word_bilstm")
 DEFAULT_STUDENT_LAYERS = 6  # student.num_layers when unset (fastbert: the teacher's depth, chosen at build)
 
 
@@ -71,7 +71,7 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static|transformer|pretrained (STUDENT_TYPES)
+    type: str = "bilstm"              # bilstm|bert|fastbert|theseus|static|transformer|pretrained|word_bilstm (STUDENT_TYPES)
     name: str = "student"             # output sub-folder: <output_dir>/<name> (e.g. student_alone for a baseline)
     # bilstm (and static: embedding_dim, mlp_size, dropout, embeddings, freeze_embeddings)
     embedding_dim: int = 300
@@ -88,6 +88,12 @@ class StudentConfig:
     hash_buckets: int = 200000        # embedding rows shared by the hashed n-grams (ngrams > 1)
     tokenize: str = "auto"            # words (its own regex + vocabulary; auto) | teacher (WordPiece through the
                                       # tokenizers library; measured 3-4x slower on SST-2, see docs/static.md)
+    # word_bilstm (task: ner): a BiLSTM tagger over whole words, its own vocabulary (kdnlp/students/word_bilstm.py)
+    min_word_count: int = 1           # training words seen fewer times are [UNK]
+    lowercase: bool = False           # lower-case words before the lookup (case is an entity cue: off by default)
+    char_dim: int = 0                 # > 0: a character CNN with this many filters per word, beside its embedding
+    word_dropout: float = 0.0         # training only: each word -> [UNK] with this probability, so [UNK] (every
+                                      # unseen word at test time) is trained too
     # bert
     num_layers: Optional[int] = None  # default 6 (bert, theseus); fastbert: the teacher's depth
     layer_selection: Union[str, list] = "alternate"  # first|alternate|[explicit list]
@@ -106,7 +112,7 @@ class StudentConfig:
     speed: float = 0.5                # exit when a branch's normalized entropy is below this (0 = never exit)
     # both
     epochs: int = 10
-    lr: Optional[float] = None        # default: 1e-3 for bilstm, 5e-3 for static, 5e-5 for bert
+    lr: Optional[float] = None        # default: 1e-3 for bilstm and word_bilstm, 5e-3 for static, 5e-5 for bert
     batch_size: int = 64
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
@@ -283,7 +289,7 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
     if cfg.student.num_layers is None and cfg.student.type != "fastbert":  # fastbert: the teacher's depth, at build
         cfg.student.num_layers = DEFAULT_STUDENT_LAYERS
     if cfg.student.lr is None:  # type-dependent default
-        cfg.student.lr = {"bilstm": 1e-3, "static": 5e-3}.get(cfg.student.type, 5e-5)
+        cfg.student.lr = {"bilstm": 1e-3, "word_bilstm": 1e-3, "static": 5e-3}.get(cfg.student.type, 5e-5)
     return cfg
 
 
@@ -295,8 +301,9 @@ def validate(cfg: Config) -> None:
     need(cfg.task in ("classification", "ner", "multilabel"),
          f"task: '{cfg.task}' is not supported (use classification, multilabel or ner)")
     validate_shapes(cfg, need)
-    need(cfg.task != "ner" or cfg.student.embeddings in ("random", "teacher"),
-         "student.embeddings: word vectors are for classification; NER students use the teacher's tokens (random|teacher)")
+    need(cfg.task != "ner" or cfg.student.embeddings in ("random", "teacher") or cfg.student.type == "word_bilstm",
+         "student.embeddings: word vectors for task: ner need student.type: word_bilstm (the others read the teacher's tokens)")
+    validate_word_tagger(cfg, need)
     if cfg.task == "ner":  # NER reads the column (CoNLL) format only; conll/column are its names
         need(cfg.data.format in ("auto", "conll", "column"), "data.format: task: ner reads the column format (use auto|conll|column)")
     else:
@@ -377,6 +384,18 @@ def validate_shapes(cfg: Config, need) -> None:
          "distill.loss: task multilabel uses mse (logits) or bce (teacher sigmoid probabilities at distill.temperature)")
     need(not cfg.student.siamese or cfg.student.type in ("bilstm", "static"),
          "student.siamese: only the bilstm and static students are siamese")
+
+
+def validate_word_tagger(cfg: Config, need) -> None:
+    """The word-level NER tagger's keys (kdnlp/students/word_bilstm.py)."""
+    st = cfg.student
+    need(st.type != "word_bilstm" or cfg.task == "ner",
+         "student.type: word_bilstm is a tagger for task: ner (for classification use student.type: bilstm)")
+    need(st.type != "word_bilstm" or st.tokenizer is None,
+         "student.tokenizer: word_bilstm builds its own word vocabulary (student.min_word_count, student.embeddings); drop it")
+    need(st.min_word_count >= 1, "student.min_word_count: must be >= 1")
+    need(st.char_dim >= 0, "student.char_dim: must be >= 0 (0 = no character features)")
+    need(0 <= st.word_dropout < 1, "student.word_dropout: must be a probability in [0, 1)")
 
 
 def validate_static(cfg: Config, need) -> None:

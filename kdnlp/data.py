@@ -345,6 +345,7 @@ def model_inputs(model, batch: dict, device, non_blocking: bool = False) -> dict
                          f"that reads {'each side on its own' if siamese else 'single texts or joint pairs'}: "
                          "encode the split with pair_input=input_kind(model)")
     keys = ("input_ids", "attention_mask") + (("input_ids_b", "attention_mask_b") if siamese else ("token_type_ids",))
+    keys += ("char_ids",)  # the word tagger's characters per word (students/word_bilstm.py), when the batch has them
     return {k: batch[k].to(device, non_blocking=non_blocking) for k in keys if k in batch}
 
 

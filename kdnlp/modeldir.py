@@ -49,6 +49,7 @@ def load_model_dir(path: Path, task: str = "classification"):
 
     from .students.bilstm import WordTokenizer
     from .students.static_tokenizer import FILE as STATIC_TOKENIZER, StaticTokenizer
+    from .students.word_bilstm import FILE as WORD_TAGGER_FILE, WordTagTokenizer
     recover_dir(path)  # a save killed between its two renames
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no trained model here yet (run kdnlp distill, or train-teacher / train-student first)")
@@ -66,6 +67,8 @@ def load_model_dir(path: Path, task: str = "classification"):
         tokenizer = StaticTokenizer.from_pretrained(path)
     elif (path / WordTokenizer.VOCAB_FILE).is_file():
         tokenizer = WordTokenizer.from_pretrained(path)
+    elif (path / WORD_TAGGER_FILE).is_file():
+        tokenizer = WordTagTokenizer.from_pretrained(path)
     else:
         tokenizer = load_tokenizer(path)
     return model, tokenizer, labels

@@ -223,6 +223,19 @@ def align_word_logits(logits: TokenLogits, source: EncodedTagSplit, target: Enco
     return TokenLogits.from_rows(rows, width)
 
 
+def realign_word_logits(logits: TokenLogits, data: EncodedTagSplit) -> TokenLogits:
+    """Teacher logits re-cut into `data`'s rows. The cache holds one row per word, in example then word order,
+    whatever windows the teacher's tokenizer made; a student with other windows (its own words: word_bilstm)
+    has the same words in the same order, so only the row offsets change."""
+    counts = [sum(1 for t in lab if t != IGNORE) for lab in data.labels]
+    if sum(counts) != len(logits.flat):
+        raise UserError(f"the teacher's logit cache has {len(logits.flat)} word rows but the training split has "
+                        f"{sum(counts)} words; delete the cache folder (<output_dir>/logits) and rerun")
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(counts)
+    return TokenLogits(logits.flat, offsets)
+
+
 # ---------------------------------------------------------------- metrics and entities
 
 def entity_metrics(gold: list[list[int]], pred: list[list[int]], labels: list[str]) -> dict:

@@ -82,6 +82,9 @@ def check_student(trainer, config) -> None:
         raise UserError(f"student.tokenizer: {st.tokenizer} not found (a tokenizer directory or a vocab.txt)")
     if st.embeddings not in ("random", "teacher", "model2vec") and not Path(st.embeddings).is_file():
         raise UserError(f"student.embeddings: {st.embeddings} not found (use random, teacher, or a word2vec text file)")
+    if st.type == "word_bilstm" and st.embeddings not in ("random", "teacher"):
+        from .students.word_bilstm import vectors_file_words
+        vectors_file_words(st.embeddings)  # every line checked now, not after the teacher has trained
     chinese_words = st.type == "bilstm" and (config is None and st.tokenizer is None or st.embeddings not in ("random", "teacher"))
     if chinese_words and importlib.util.find_spec("jieba") is None:
         from .data import is_chinese

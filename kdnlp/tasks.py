@@ -66,8 +66,9 @@ class Ner(Task):
 
     @staticmethod
     def encode(examples, tokenizer, max_length: int, pair_input: str = JOINT) -> EncodedTagSplit:
-        # single word sequences only: pair_input does not apply
-        return EncodedTagSplit(examples, tokenizer, max_length)
+        # single word sequences only: pair_input does not apply. A word-level tagger's tokenizer names its own
+        # split class (students/word_bilstm.py: rows that also carry each word's characters)
+        return getattr(tokenizer, "tag_split_class", EncodedTagSplit)(examples, tokenizer, max_length)
 
     @staticmethod
     def align_teacher_logits(logits: TokenLogits, examples, teacher_tokenizer, student_tokenizer,

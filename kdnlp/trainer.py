@@ -33,6 +33,7 @@ from .intermediate import IntermediateDistiller
 from .loop import (EpochProgress, RunningLoss, accumulation, labelled_positions, linear_schedule, make_optimizer,
                    optimizer_steps, pick_device, seed_everything)  # pick_device: also imported from here (kdnlp.trainer.pick_device)
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, BackgroundSaver, load_model_dir
+from .ner import TokenLogits, realign_word_logits
 from .pairs import input_kind, record_input
 from .pipeline import PipelineSteps
 from .report import comparison_table
@@ -96,6 +97,8 @@ class Trainer(Inference, PipelineSteps):
         kind = input_kind(model)  # sentence pairs: tokenised once, jointly or per side, as this model reads them
         train, dev = (task.encode(x, tokenizer, cfg.data.max_length, kind) for x in (train_examples or splits.train, splits.dev))
         record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # config.json: what predict gives it
+        if isinstance(teacher_logits, TokenLogits):  # NER: the cache's word rows, cut into this student's windows
+            teacher_logits = realign_word_logits(teacher_logits, train)
         t_encoded = time.perf_counter()
         cuda = self.device.type == "cuda"
         model.to(self.device)

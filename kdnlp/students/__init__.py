@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import pooling  # noqa: F401  (registers the mean-pooled teacher, kdnlp-bert-mean, with the Auto* classes)
-from . import bilstm, fastbert, pretrained, static, theseus, transformer, truncated_bert
+from . import bilstm, fastbert, pretrained, static, theseus, transformer, truncated_bert, word_bilstm
 
 
 @dataclass
@@ -29,6 +29,7 @@ STUDENTS: dict[str, Callable] = {
     "static": static.build,
     "transformer": transformer.build,
     "pretrained": pretrained.build,
+    "word_bilstm": word_bilstm.build,
 }
 
 # Students whose training has stages of their own: fit(trainer, model, tokenizer, loss_fn, teacher_logits,

@@ -58,11 +58,14 @@ class BiLSTMForSequenceClassification(PreTrainedModel):
 
     def encode(self, input_ids, attention_mask):
         """BiLSTM states (batch, length, 2*hidden); pads are packed away, so they never feed the recurrence."""
+        return self.recur(self.project(self.embed(input_ids)), attention_mask)
+
+    def recur(self, x, attention_mask):
+        """(batch, length, features) -> BiLSTM states; the word tagger (word_bilstm.py) feeds its own features."""
         lengths = attention_mask.sum(1).clamp(min=1)
-        x = self.project(self.embed(input_ids))
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out
 
     def pool(self, input_ids, attention_mask=None):
