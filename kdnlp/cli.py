@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--examples", type=int, default=1024, help="test texts timed at batch 64 (default 1024)")
             p.add_argument("--runs", type=int, default=100, help="single texts timed for the p50 latency (default 100)")
             p.add_argument("--remeasure", action="store_true", help="time models again whose measurements are stored")
+            p.add_argument("--train-only", action="store_true", help="train the teacher and the students, measure nothing")
         if name == "bench":
             p.add_argument("--models", help="comma-separated model folders (default teacher,<student.name>)")
             p.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads (train.threads)")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "frontier":  # reads the config itself: its variants are configs of their own
             from .frontier import frontier
             frontier(args.config, _overrides(args), args.students, args.retain, args.examples, args.runs,
-                     remeasure=args.remeasure)
+                     remeasure=args.remeasure, train_only=args.train_only)
             return 0
         from .config import dump_config, load_config
         cfg = load_config(args.config, _overrides(args))

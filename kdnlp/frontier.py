@@ -195,7 +195,8 @@ class Frontier:
     def state_path(self, name: str) -> Path:
         return self.base.out / STATE_DIR / f"{name}.json"
 
-    def run(self, examples: int = 1024, runs: int = 100, batch_size: int = 64, remeasure: bool = False) -> dict:
+    def run(self, examples: int = 1024, runs: int = 100, batch_size: int = 64, remeasure: bool = False,
+            train_only: bool = False) -> dict | None:
         if examples < 1 or runs < 1 or batch_size < 1:
             raise UserError("frontier: --examples, --runs and --batch-size must be >= 1")
         trainer = self.trainer
@@ -206,6 +207,9 @@ class Frontier:
         prints = {name: fingerprint(cfg, teacher_sha) for name, cfg in self.configs.items()}
         for name, cfg in self.configs.items():
             self.train_variant(name, cfg, prints[name])
+        if train_only:  # e.g. train on a GPU, then measure on the deployment machine with the same command
+            print(f"frontier: {len(self.configs)} students trained; --train-only, so nothing is measured")
+            return None
         print(f"frontier: measuring {len(self.configs) + 1} models, {torch.get_num_threads()} torch thread(s), load "
               f"average {os.getloadavg()[0]:.2f}")
         load_start = list(os.getloadavg())
@@ -257,5 +261,6 @@ class Frontier:
 
 
 def frontier(config_path: str, overrides: list[str], students: str | None = None, retain: float | None = None,
-             examples: int = 1024, runs: int = 100, batch_size: int = 64, remeasure: bool = False) -> dict:
-    return Frontier(config_path, overrides, students, retain).run(examples, runs, batch_size, remeasure)
+             examples: int = 1024, runs: int = 100, batch_size: int = 64, remeasure: bool = False,
+             train_only: bool = False) -> dict | None:
+    return Frontier(config_path, overrides, students, retain).run(examples, runs, batch_size, remeasure, train_only)
