@@ -94,7 +94,7 @@ def plot(result: dict, peers: dict | None, path: Path) -> str | None:
         ax.scatter(r["examples_per_second"], r["test_metric"], marker="*" if teacher else "o", s=160 if teacher else 40,
                    color="tab:red" if teacher else ("tab:green" if r["name"] == result["recommendation"] else "tab:blue"),
                    zorder=3)
-        ax.annotate(r["name"] + (" (teacher)" if teacher else ""), (r["examples_per_second"], r["test_metric"]),
+        ax.annotate(r["name"] + (" (teacher)" if teacher and r["name"] != "teacher" else ""), (r["examples_per_second"], r["test_metric"]),
                     textcoords="offset points", xytext=(4, 4), fontsize=7)
     for name, s in ((peers or {}).get("systems") or {}).items():
         if s.get("test_metric") is not None and s.get("peer"):
@@ -102,6 +102,7 @@ def plot(result: dict, peers: dict | None, path: Path) -> str | None:
             ax.annotate(name, (s["examples_per_second"], s["test_metric"]), textcoords="offset points",
                         xytext=(4, -10), fontsize=7, color="grey")
     ax.set_xscale("log")
+    ax.margins(x=0.12)  # room for the labels of the fastest and slowest points
     ax.set_xlabel(f"examples/s, text in -> label out, batch {result['batch_size']} (log scale)")
     ax.set_ylabel(f"test {result['metric']}")
     ax.grid(True, which="both", alpha=0.3)
