@@ -80,3 +80,11 @@ def test_bad_input_one_line_exit_2_before_training(write_config, capsys, frontie
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (path.parent / "out" / "teacher").exists()  # nothing trained, nothing imported
+
+
+def test_default_preset_spans_the_frontier_within_the_teachers_depth():
+    from kdnlp.frontier import default_preset
+    names = list(default_preset({}, teacher_layers=4))
+    assert names == ["static", "bilstm", "bert1", "bert2", "bert3", "transformer"]  # bert6 needs > 6 layers
+    assert "bert6" in default_preset({}, teacher_layers=12)
+    assert "pretrained" in default_preset({"student": {"pretrained": "some/dir"}}, teacher_layers=12)
