@@ -31,30 +31,14 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from kdnlp.bench import text_latency_p50_ms as latency_p50_ms, text_throughput  # noqa: E402  (the timing code)
+
 BATCH = 64
 
 
-def batches(texts: list[str], size: int = BATCH) -> list[list[str]]:
-    return [texts[i:i + size] for i in range(0, len(texts), size)]
-
-
 def throughput(fn, texts: list[str]) -> float:
-    """examples/s of fn(batch) over `texts` in batches of 64."""
-    parts = batches(texts)
-    fn(parts[0])  # warm-up
-    t0 = time.perf_counter()
-    for b in parts:
-        fn(b)
-    return len(texts) / (time.perf_counter() - t0)
+    return text_throughput(fn, texts, BATCH)
 
-
-def latency_p50_ms(fn, texts: list[str], n: int = 200) -> float:
-    times = []
-    for t in (texts * (n // len(texts) + 1))[:n]:
-        t0 = time.perf_counter()
-        fn([t])
-        times.append(time.perf_counter() - t0)
-    return float(np.percentile(times, 50)) * 1000
 
 
 def train_fasttext(train: list, labels: list[str]):

@@ -46,6 +46,33 @@ def machine_info() -> dict:
     return info
 
 
+def text_batches(texts: list, size: int = 64) -> list[list]:
+    return [texts[i:i + size] for i in range(0, len(texts), size)]
+
+
+def text_throughput(predict, texts: list, batch_size: int = 64) -> float:
+    """examples/s of predict(batch), text in -> label out, over `texts` in batches of `batch_size` (after one
+    warm-up batch). What `kdnlp frontier` and benchmarks/peers.py time any system with, kdnlp's or not."""
+    parts = text_batches(texts, batch_size)
+    predict(parts[0])
+    t0 = time.perf_counter()
+    for b in parts:
+        predict(b)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def text_latency_p50_ms(predict, texts: list, n: int = 200) -> float:
+    """p50 milliseconds of predict([one text]) over n texts (cycling through `texts`), after WARMUP calls."""
+    cycle = (texts * (n // len(texts) + 1 + WARMUP))[:n + WARMUP]
+    times = []
+    for k, t in enumerate(cycle):
+        t0 = time.perf_counter()
+        predict([t])
+        if k >= WARMUP:
+            times.append(time.perf_counter() - t0)
+    return float(np.percentile(times, 50)) * 1000
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 

@@ -26,6 +26,7 @@ COMMANDS = {
     "label": "write a teacher.outputs file: any fine-tuned --teacher's logits for --input texts (no config needed)",
     "fastbert-speeds": "FastBERT student: accuracy, examples/s and mean layers on test (or --split dev) for each --speeds value",
     "config": "print the resolved config (every default filled in) as YAML; runs write it to <output_dir>/config.resolved.yaml",
+    "frontier": "train several students against one cached teacher, measure each, name the one to deploy -> frontier.md/.json/.png",
     "plot": "train-loss and dev-metric curves of every model in <output_dir> (train_log.json) -> <output_dir>/curves.png",
 }
 
@@ -81,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("cache-logits", "bench"):
             p.add_argument("--fixed-padding", action="store_true",
                            help="pad every example to data.max_length in file order (the slow way, for comparison)")
+        if name == "frontier":
+            p.add_argument("--students", help="comma-separated variant names (default: frontier.variants, else the preset)")
+            p.add_argument("--retain", type=float, help="recommend the fastest student keeping this share of the "
+                           "teacher's dev score (default frontier.retain, 0.97)")
+            p.add_argument("--threads", type=int, help="torch CPU threads (train.threads)")
+            p.add_argument("--examples", type=int, default=1024, help="test texts timed at batch 64 (default 1024)")
+            p.add_argument("--runs", type=int, default=100, help="single texts timed for the p50 latency (default 100)")
+            p.add_argument("--remeasure", action="store_true", help="time models again whose measurements are stored")
+            p.add_argument("--train-only", action="store_true", help="train the teacher and the students, measure nothing")
         if name == "bench":
             p.add_argument("--models", help="comma-separated model folders (default teacher,<student.name>)")
             p.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads (train.threads)")
@@ -157,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             from .label import label
             label(args.input, args.teacher, args.output, args.max_length, args.batch_size, args.device or "auto",
                   args.text_field)
+            return 0
+        if args.command == "frontier":  # reads the config itself: its variants are configs of their own
+            from .frontier import frontier
+            frontier(args.config, _overrides(args), args.students, args.retain, args.examples, args.runs,
+                     remeasure=args.remeasure, train_only=args.train_only)
             return 0
         from .config import dump_config, load_config
         cfg = load_config(args.config, _overrides(args))

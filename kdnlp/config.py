@@ -188,6 +188,16 @@ class TrainConfig:
 
 
 @dataclass
+class FrontierConfig:
+    """`kdnlp frontier` (kdnlp/frontier.py): several students against one cached teacher, measured and compared."""
+    variants: Optional[dict] = None   # {name: {section.key: value, ...}}: each a student trained with these --set
+                                      # overrides (student, distill, augment, train keys only); null = the default
+                                      # preset (static, bilstm, bert1/2/3/6 below the teacher's depth, transformer,
+                                      # pretrained when student.pretrained is set)
+    retain: float = 0.97              # the recommendation: the fastest student whose dev score >= retain x teacher's
+
+
+@dataclass
 class Config:
     task: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
@@ -197,6 +207,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    frontier: FrontierConfig = field(default_factory=FrontierConfig)
     output_dir: Optional[str] = None  # default saved_dict/<config file stem>
     source: str = "<defaults>"        # the YAML file this came from (not a user key)
 
@@ -207,7 +218,7 @@ class Config:
 
 _SECTION_CLASSES = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig,
                     "distill": DistillConfig, "augment": AugmentConfig, "pretrain": PretrainConfig,
-                    "train": TrainConfig}
+                    "train": TrainConfig, "frontier": FrontierConfig}
 _TOP_KEYS = ["task", "output_dir", *_SECTION_CLASSES]
 
 
@@ -353,6 +364,7 @@ def validate(cfg: Config) -> None:
     need(cfg.train.grad_accum >= 1, "train.grad_accum: must be >= 1")
     need(cfg.train.report_to in ("none", "tensorboard"), "train.report_to: use none or tensorboard")
     need(cfg.train.eval_tokens is None or cfg.train.eval_tokens >= 1, "train.eval_tokens: must be >= 1 (or null: auto)")
+    need(0 < cfg.frontier.retain <= 1, f"frontier.retain: {cfg.frontier.retain} must be in (0, 1], e.g. 0.97")
     dev = cfg.train.device
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), "train.device: use auto|cpu|cuda|cuda:N")
     t = cfg.teacher
@@ -459,6 +471,11 @@ def validate_pretrained(cfg: Config, need) -> None:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    return config_from_dict(load_raw(path, overrides), source=str(path))
+
+
+def load_raw(path: str | Path, overrides: list[str] | None = None) -> dict:
+    """The YAML mapping of a config file with --set overrides applied, before validation."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: config file not found (pass --config path/to/config.yaml; examples are in configs/)")
@@ -472,7 +489,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise UserError(f"{p}: the config must be a YAML mapping of sections")
     for ov in overrides or []:
         apply_override(raw, ov)
-    return config_from_dict(raw, source=str(p))
+    return raw
 
 
 def resolved_dict(cfg: Config) -> dict:
@@ -498,11 +515,16 @@ def apply_override(raw: dict, ov: str) -> None:
         parsed = yaml.safe_load(value) if value != "" else None
     except yaml.YAMLError:
         parsed = value
+    set_dotted(raw, parts, parsed, f"--set {ov}")
+
+
+def set_dotted(raw: dict, parts: list[str], value: Any, where: str) -> None:
+    """raw[a][b]... = value for the key path a.b...; `where` names the override in the error."""
     node = raw
     for part in parts[:-1]:
         if node.get(part) is None:
             node[part] = {}
         node = node[part]
         if not isinstance(node, dict):
-            raise UserError(f"--set {ov}: '{part}' is not a section")
-    node[parts[-1]] = parsed
+            raise UserError(f"{where}: '{part}' is not a section")
+    node[parts[-1]] = value
