@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train_teacher()
         elif args.command == "cache-logits":
             trainer.teacher_logits("train", fixed_padding=args.fixed_padding)
+            if cfg.data.unlabeled:  # and the unlabelled pile, in resumable shards (kdnlp/transfer/)
+                from .transfer.steps import label_pile
+                label_pile(trainer)
         elif args.command == "augment":
             from .augment import describe
             ts = trainer.transfer_set()

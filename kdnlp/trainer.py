@@ -94,7 +94,9 @@ class Trainer(Inference, PipelineSteps):
         t_start = time.perf_counter()
         seed_everything(cfg.train.seed)
         kind = input_kind(model)  # sentence pairs: tokenised once, jointly or per side, as this model reads them
-        train, dev = (task.encode(x, tokenizer, cfg.data.max_length, kind) for x in (train_examples or splits.train, splits.dev))
+        train, dev = (x.encode(task, tokenizer, cfg.data.max_length, kind) if hasattr(x, "encode")  # data.unlabeled:
+                      else task.encode(x, tokenizer, cfg.data.max_length, kind)  # a streamed transfer set
+                      for x in (train_examples or splits.train, splits.dev))
         record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # config.json: what predict gives it
         t_encoded = time.perf_counter()
         cuda = self.device.type == "cuda"
@@ -295,9 +297,13 @@ class Trainer(Inference, PipelineSteps):
                 train_examples = list(self.splits.train) + augmented
                 teacher_logits = np.concatenate([teacher_logits, aug_logits])
                 print(f"transfer set: {len(self.splits.train)} originals + {len(augmented)} augmented examples")
+            if cfg.data.unlabeled:  # the pile, labelled once in shards, streamed to fit (kdnlp/transfer/)
+                from .transfer.steps import with_pile
+                train_examples, teacher_logits = with_pile(self, train_examples or list(self.splits.train), teacher_logits)
         else:
             print("student alone: distill.T = 0, so no teacher logits are computed or used"
-                  + (" (and no augmented examples: they only carry the teacher term)" if cfg.augment.enabled else ""))
+                  + (" (and no augmented or data.unlabeled rows: they only carry the teacher term)"
+                     if cfg.augment.enabled or cfg.data.unlabeled else ""))
         model, tokenizer = self.build_student()
         hp = cfg.student
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
