@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--teacher", required=True, help="a fine-tuned model: directory, package:<module>/<dir> or hub id")
             p.add_argument("--output", default="teacher_outputs.jsonl", help="the .jsonl to write (default teacher_outputs.jsonl)")
             p.add_argument("--max-length", type=int, default=128, help="tokens per text (default 128)")
-            p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default 64)")
+            p.add_argument("--batch-size", type=int, default=64, help="at most this many texts per batch (default 64)")
+            p.add_argument("--max-tokens", type=int, help="padded tokens per batch (default 8192 on the CPU, 65536 on CUDA)")
             p.add_argument("--text-field", default="auto", help="text field of a data file (default: text, sentence, content)")
         if name == "export":
             p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "label":  # runs a model, no config: the two halves can be on different machines
             from .label import label
             label(args.input, args.teacher, args.output, args.max_length, args.batch_size, args.device or "auto",
-                  args.text_field)
+                  args.text_field, args.max_tokens)
             return 0
         from .config import dump_config, load_config
         cfg = load_config(args.config, _overrides(args))

@@ -191,3 +191,31 @@ def test_sigkill_midway_then_rerun_only_missing(tiny_bert, write_config, tmp_pat
     proc = subprocess.run([sys.executable, "-m", "kdnlp", *argv], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 of 8 shards already done" in proc.stdout and proc.stdout.count("written (") == 6
+
+
+def test_label_streams_in_shards_and_resumes(tiny_bert, tmp_path, capsys, monkeypatch):
+    """kdnlp label: shards under <output>.parts, a rerun after a kill computes only the missing ones, then one JSONL
+    in row order (and the parts removed)."""
+    import kdnlp.label
+    from kdnlp.transfer.shards import ShardStore
+    monkeypatch.setattr(kdnlp.label, "SHARD_ROWS", 20)
+    pile, out = _pile(tmp_path, 70), tmp_path / "o.jsonl"
+    write = ShardStore.write_shard
+
+    def killed_at_2(self, k, *a):
+        if k == 2:
+            raise KeyboardInterrupt("killed")
+        write(self, k, *a)
+    monkeypatch.setattr(ShardStore, "write_shard", killed_at_2)
+    argv = ["label", "--input", str(tmp_path / "pile*.txt"), "--teacher", str(tiny_bert), "--output", str(out),
+            "--max-tokens", "64"]
+    assert main(argv) == 130 and not out.exists()
+    monkeypatch.setattr(ShardStore, "write_shard", write)
+    capsys.readouterr()
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 of 4 shards already done" in printed and printed.count("written (") == 2
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == {"labels": ["LABEL_0", "LABEL_1"]}
+    assert [r["text"] for r in rows[1:]] == pile.read_text(encoding="utf-8").split()
+    assert not (tmp_path / "o.jsonl.parts").exists()

@@ -68,8 +68,10 @@ class ModelLabeller:
     """A classifier's logits for chunks of (text, text_b) rows; the model is loaded at the first chunk only, so
     a pass whose shards are all done never loads the teacher's weights."""
 
-    def __init__(self, load: Callable, max_length: int, max_tokens: int, device: torch.device):
+    def __init__(self, load: Callable, max_length: int, max_tokens: int, device: torch.device,
+                 max_rows: int | None = None):
         self.load, self.max_length, self.max_tokens, self.device = load, max_length, max_tokens, device
+        self.max_rows = max_rows  # also at most this many rows a batch (kdnlp label --batch-size)
         self.model = self.tokenizer = None
 
     @torch.no_grad()
@@ -80,7 +82,10 @@ class ModelLabeller:
         data = EncodedSplit([Example(a, 0, text_b=b) for a, b in chunk], self.tokenizer, self.max_length)
         order = np.argsort(-data.lengths, kind="stable")  # longest first: similar lengths share a batch
         out = np.zeros((len(chunk), self.model.config.num_labels), dtype=np.float32)
-        for pos in token_budget_batches(data.lengths[order], self.max_tokens):
+        batches = token_budget_batches(data.lengths[order], self.max_tokens)
+        if self.max_rows:
+            batches = [b[i:i + self.max_rows] for b in batches for i in range(0, len(b), self.max_rows)]
+        for pos in batches:
             index = order[pos]
             batch = data.collate(index)
             out[index] = self.model(**model_inputs(self.model, batch, self.device)).logits.float().cpu().numpy()

@@ -115,10 +115,20 @@ def _fields(path: Path, cfg, keys: list) -> tuple[str, str | None]:
         raise UserError(f"data.unlabeled: {e}") from None
 
 
-def read_rows(path: Path, cfg, pairs: bool) -> Iterator[tuple[str, tuple]]:
-    """(where, (text, text_b or None)) for every non-blank row of one file."""
+def file_has_pairs(path: Path, cfg) -> bool:
+    """Whether a data file's rows are sentence pairs (its first row's fields; a .txt holds single texts)."""
     if path.suffix.lower() == ".txt":
-        yield from _txt(path, pairs)
+        return False
+    first = next(_records(path, cfg), None)
+    return first is not None and isinstance(first[1], dict) and _fields(path, cfg, list(first[1]))[1] is not None
+
+
+def read_rows(path: Path, cfg, pairs: bool, ids: bool = False) -> Iterator[tuple[str, tuple]]:
+    """(where, (text, text_b or None)) for every non-blank row of one file; ids=True: (where, (text, text_b, id or
+    None)), the id from data.id_field (kdnlp label keys its output rows by it)."""
+    if path.suffix.lower() == ".txt":
+        for where, row in _txt(path, pairs):
+            yield where, row + (None,) if ids else row
         return
     field = pair = None
     for where, rec in _records(path, cfg):
@@ -135,7 +145,8 @@ def read_rows(path: Path, cfg, pairs: bool) -> Iterator[tuple[str, tuple]]:
         text, second = rec.get(field), rec.get(pair) if pair else None
         if not isinstance(text, str) or not text.strip() or (pair and (not isinstance(second, str) or not second.strip())):
             continue  # a blank or missing text: nothing to label
-        yield f"{where}", (text, second)
+        rid = rec.get(cfg.id_field) if ids else None
+        yield where, (text, second, None if rid is None else str(rid)) if ids else (text, second)
 
 
 def check_files(specs, cfg, pairs: bool) -> list[Path]:
