@@ -219,3 +219,45 @@ def test_label_streams_in_shards_and_resumes(tiny_bert, tmp_path, capsys, monkey
     assert rows[0] == {"labels": ["LABEL_0", "LABEL_1"]}
     assert [r["text"] for r in rows[1:]] == pile.read_text(encoding="utf-8").split()
     assert not (tmp_path / "o.jsonl.parts").exists()
+
+
+def test_sources_parquet_pairs_and_dedup(tmp_path):
+    """Each format gives its rows; a pair's key is both texts; blank rows are skipped; dev/test repeats dropped."""
+    from kdnlp.config import DataConfig
+    from kdnlp.data import Example
+    from kdnlp.transfer.sources import exclusion_keys
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"text": ["a  b", " ", "c"], "label": [None, None, None]}), tmp_path / "x.parquet")
+    (tmp_path / "y.jsonl").write_text('{"sentence1": "p", "sentence2": "q"}\n{"sentence1": "p", "sentence2": "r"}\n',
+                                      encoding="utf-8")
+    (tmp_path / "z.txt").write_text("p\tq\nu\tv\n", encoding="utf-8")
+    cfg = DataConfig()
+    single = UnlabeledRows(resolve(str(tmp_path / "*.parquet")), cfg, False, exclusion_keys([Example("c", 0)]))
+    assert list(single) == [("a  b", None)] and single.dropped == 1
+    pairs = UnlabeledRows(resolve([str(tmp_path / "y.jsonl"), str(tmp_path / "z.txt")]), cfg, True,
+                          exclusion_keys([Example("p", 0, text_b="q ")]))
+    assert list(pairs) == [("p", "r"), ("u", "v")] and pairs.dropped == 2
+
+
+def test_mixed_split_collates_pairs_with_pile_rows_unlabelled(tiny_bert, tmp_path):
+    import random
+    from kdnlp.data import Example
+    from kdnlp.pairs import JOINT
+    from kdnlp.tasks import TASKS
+    from kdnlp.teacher import load_tokenizer
+    from kdnlp.transfer.mixed import MixedLogits, UnlabeledTransferSet
+    store = ShardStore(tmp_path / "s", {"x": 1})
+    rows = [("好棒", "差烂"), ("我很开心", "好")]
+    store.begin({"rows": 2, "shards": 1, "shard_rows": 2, "n_labels": 2})
+    store.write_shard(0, rows, np.array([[1, 2], [3, 4]], np.float32), np.array([4, 6]))
+    store.finish({"rows": 2, "shards": 1, "shard_rows": 2, "n_labels": 2}, [2])
+    pile = store.open()
+    labelled = [Example("好", 1, text_b="坏"), Example("差", 0, text_b="棒")]
+    split = UnlabeledTransferSet(labelled, pile).encode(TASKS["classification"], load_tokenizer(tiny_bert), 32, JOINT)
+    assert len(split) == 4 and split.pairs
+    assert sorted(np.concatenate(split.train_batch_indices(3, random.Random(0))).tolist()) == [0, 1, 2, 3]
+    batch = split.collate(np.array([3, 0, 2]))
+    assert batch["labels"].tolist() == [-100, 1, -100] and batch["index"].tolist() == [3, 0, 2]
+    assert "token_type_ids" in batch and batch["token_type_ids"][0].sum() > 0
+    logits = MixedLogits(np.array([[0, 0], [9, 9]], np.float32), pile, store.sha)
+    assert logits[np.array([3, 0, 2])].tolist() == [[3, 4], [0, 0], [1, 2]]
