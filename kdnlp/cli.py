@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--output", default="teacher_outputs.jsonl", help="the .jsonl to write (default teacher_outputs.jsonl)")
             p.add_argument("--max-length", type=int, default=128, help="tokens per text (default 128)")
             p.add_argument("--batch-size", type=int, default=64, help="at most this many texts per batch (default 64)")
-            p.add_argument("--max-tokens", type=int, help="padded tokens per batch (default 8192 on the CPU, 65536 on CUDA)")
+            p.add_argument("--max-tokens", type=int, help="padded tokens per batch (default 4096 on the CPU, 65536 on CUDA)")
             p.add_argument("--text-field", default="auto", help="text field of a data file (default: text, sentence, content)")
         if name == "export":
             p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])

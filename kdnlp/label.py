@@ -26,6 +26,7 @@ from .fileio import atomic_path, remove_dir, sha256_file
 from .teacher import fine_tuned_source, fp32, from_hub, load_tokenizer, source_fingerprint
 from .transfer.cache_pass import ModelLabeller, describe, plan, run_pass
 from .transfer.shards import ShardStore
+from .transfer.steps import CPU_TOKEN_BUDGET
 from .transfer.sources import UnlabeledRows, file_has_pairs, read_rows, resolve
 
 SHARD_ROWS = 50000
@@ -77,7 +78,7 @@ def label(input_path: str, teacher: str, output: str, max_length: int = 128, bat
         raise UserError(f"--input {input_path}: no texts")
     print(describe(p, "label").split(";")[0])
     store.begin(p)
-    budget = max_tokens or (65536 if dev.type == "cuda" else 8192)
+    budget = max_tokens or (65536 if dev.type == "cuda" else CPU_TOKEN_BUDGET)
     t0 = time.perf_counter()
     run_pass(store, rows, p, ModelLabeller(lambda: (model, tokenizer), max_length, budget, dev, batch_size), desc="label")
     store.finish(p, [min(SHARD_ROWS, p["rows"] - k * SHARD_ROWS) for k in range(p["shards"])])
