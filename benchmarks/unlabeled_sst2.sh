@@ -29,7 +29,7 @@ kdnlp cache-logits --config $CFG $S                                    # the 2k 
 for seed in $SEEDS; do
   for st in $STUDENTS; do
     X=""
-    [ $st = static ] && X="--set student.type=static --set student.embeddings=random --set student.freeze_embeddings=false --set student.embedding_dim=128 --set student.mlp_size=128"
+    [ $st = static ] && X="--set student.type=static --set student.embeddings=random --set student.freeze_embeddings=false --set student.embedding_dim=64 --set student.mlp_size=0 --set student.tokenize=teacher"
     kdnlp train-student --config $CFG $S $X --seed $seed --set student.name=${st}_pile_s$seed
     kdnlp train-student --config $CFG $S $X --seed $seed $NONE --set student.name=${st}_kd2k_s$seed
     kdnlp train-student --config $CFG $S $X --seed $seed $NONE --alpha 1 --T 0 --set student.name=${st}_alone_s$seed
