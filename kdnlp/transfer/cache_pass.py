@@ -21,6 +21,14 @@ from .shards import ShardStore
 from .sources import UnlabeledRows
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports kB, macOS bytes): the pass must keep it flat."""
+    import resource
+    import sys
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
 def plan(rows: UnlabeledRows, shard_rows: int, n_labels: int) -> dict:
     n, text_bytes = 0, 0
     for text, second in rows:
@@ -59,7 +67,7 @@ def run_pass(store: ShardStore, rows: UnlabeledRows, p: dict, label_chunk: Calla
         bar.update(len(chunk))
         rate = seen / max(time.perf_counter() - t0, 1e-9)
         print(f"{desc}: shard {k} written ({len(chunk)} rows; {seen}/{rows_todo} rows, {rate:.0f} rows/s, "
-              f"ETA {(rows_todo - seen) / rate:.0f}s)", flush=True)
+              f"ETA {(rows_todo - seen) / rate:.0f}s; peak RSS {peak_rss_mb():.0f} MB)", flush=True)
     bar.close()
     return computed
 
