@@ -82,11 +82,17 @@ class ModelLabeller:
         self.max_rows = max_rows  # also at most this many rows a batch (kdnlp label --batch-size)
         self.model = self.tokenizer = None
 
-    @torch.no_grad()
+    ENCODE_ROWS = 8192  # rows tokenised at a time: a shard's token ids (Python ints) are never all alive at once
+
     def __call__(self, chunk: list) -> tuple[np.ndarray, np.ndarray]:
         if self.model is None:
             self.model, self.tokenizer = self.load()
             self.model.to(self.device).eval()
+        parts = [self._label(chunk[s:s + self.ENCODE_ROWS]) for s in range(0, len(chunk), self.ENCODE_ROWS)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    @torch.no_grad()
+    def _label(self, chunk: list) -> tuple[np.ndarray, np.ndarray]:
         data = EncodedSplit([Example(a, 0, text_b=b) for a, b in chunk], self.tokenizer, self.max_length)
         order = np.argsort(-data.lengths, kind="stable")  # longest first: similar lengths share a batch
         out = np.zeros((len(chunk), self.model.config.num_labels), dtype=np.float32)
