@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,9 +78,11 @@ def prepare(out: Path) -> None:
         (out / f"{name}.yaml").write_text(json.dumps(cfg, indent=1), encoding="utf-8")
 
 
-def measured(out: Path, name: str, kill_after_shard: int | None = None) -> dict:
+def measured(out: Path, name: str, kill_after_shard: int | None = None, fresh: bool = True) -> dict:
     """`kdnlp cache-logits` for <name>.yaml in a fresh process under /usr/bin/time -v; optionally SIGKILLed after
-    its log says shard `kill_after_shard` is written."""
+    its log says shard `kill_after_shard` is written. fresh: the output of an earlier run is removed first."""
+    if fresh:
+        shutil.rmtree(out / name, ignore_errors=True)
     log = out / f"{name}{'.killed' if kill_after_shard is not None else ''}.log"
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "kdnlp", "cache-logits", "--config", str(out / f"{name}.yaml")]
     t0 = time.perf_counter()
@@ -101,7 +104,8 @@ def measured(out: Path, name: str, kill_after_shard: int | None = None) -> dict:
               "already_done": (m.group(0) if (m := re.search(r"\d+ of \d+ shards already done", text)) else None),
               "planned": (m.group(0) if (m := re.search(r"unlabeled: \d+ rows planned[^\n]*", text)) else None),
               "old_pass": (m.group(0) if (m := re.search(r"logit cache: \d+ rows in [^\n]*", text)) else None),
-              "last_shard_rate": (re.findall(r"(\d+) rows/s", text) or [None])[-1]}
+              "last_shard_rate": (re.findall(r"(\d+) rows/s", text) or [None])[-1],
+              "peak_rss_mb_per_shard": [int(x) for x in re.findall(r"peak RSS (\d+) MB", text)]}
     print(json.dumps(result), flush=True)
     return result
 
@@ -113,6 +117,6 @@ if __name__ == "__main__":
     prepare(out)
     print(f"prepared in {time.perf_counter() - t:.0f}s", flush=True)
     results = [measured(out, "old_100k"), measured(out, "new_100k"),
-               measured(out, "new_1m", kill_after_shard=9), measured(out, "new_1m")]
+               measured(out, "new_1m", kill_after_shard=9), measured(out, "new_1m", fresh=False)]
     os.system("uptime; du -sh " + str(out / "new_1m" / "logits" / "unlabeled"))
     (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
