@@ -49,7 +49,9 @@ def run_fingerprint(cfg, hp, splits, teacher_logits=None) -> dict:
     values = {k: v for k, v in values.items() if k not in NOT_FINGERPRINTED}
     values["train examples (sha256)"] = splits.fingerprint("train")
     values["dev examples (sha256)"] = splits.fingerprint("dev")
-    if teacher_logits is not None:
+    if hasattr(teacher_logits, "fingerprint"):  # data.unlabeled: memory-mapped shards, hashed by their pass
+        values["teacher logits (sha256)"] = teacher_logits.fingerprint
+    elif teacher_logits is not None:
         flat = getattr(teacher_logits, "flat", teacher_logits)  # TokenLogits (NER) or an array
         values["teacher logits (sha256)"] = hashlib.sha256(np.ascontiguousarray(flat).tobytes()).hexdigest()
     return json.loads(json.dumps(values, default=str))  # the form it has after a round trip through resume.json

@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--teacher", required=True, help="a fine-tuned model: directory, package:<module>/<dir> or hub id")
             p.add_argument("--output", default="teacher_outputs.jsonl", help="the .jsonl to write (default teacher_outputs.jsonl)")
             p.add_argument("--max-length", type=int, default=128, help="tokens per text (default 128)")
-            p.add_argument("--batch-size", type=int, default=64, help="texts per batch (default 64)")
+            p.add_argument("--batch-size", type=int, default=64, help="at most this many texts per batch (default 64)")
+            p.add_argument("--max-tokens", type=int, help="padded tokens per batch (default 4096 on the CPU, 65536 on CUDA)")
             p.add_argument("--text-field", default="auto", help="text field of a data file (default: text, sentence, content)")
         if name == "export":
             p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "label":  # runs a model, no config: the two halves can be on different machines
             from .label import label
             label(args.input, args.teacher, args.output, args.max_length, args.batch_size, args.device or "auto",
-                  args.text_field)
+                  args.text_field, args.max_tokens)
             return 0
         if args.command == "frontier":  # reads the config itself: its variants are configs of their own
             from .frontier import frontier
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train_teacher()
         elif args.command == "cache-logits":
             trainer.teacher_logits("train", fixed_padding=args.fixed_padding)
+            if cfg.data.unlabeled:  # and the unlabelled pile, in resumable shards (kdnlp/transfer/)
+                from .transfer.steps import label_pile
+                label_pile(trainer)
         elif args.command == "augment":
             from .augment import describe
             ts = trainer.transfer_set()

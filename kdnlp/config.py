@@ -47,6 +47,9 @@ class DataConfig:
     columns: Optional[list] = None    # CSV/TSV without a header row: its column names, e.g. [text, label, id]
     label_separator: str = ","        # task: multilabel: splits a CSV/TSV label cell into labels (JSON: a list)
     allow_empty_labels: bool = False  # task: multilabel: may an example have no label at all?
+    # unlabelled in-domain text (kdnlp/transfer/, docs/unlabeled.md): labelled once by the teacher, in shards
+    unlabeled: Optional[Union[str, list]] = None  # files or globs: .txt, csv/tsv/json/jsonl, .parquet (no labels)
+    unlabeled_shard_rows: int = 50000 # rows per shard of the resumable pass (the unit recomputed after a kill)
 
 
 @dataclass
@@ -358,6 +361,11 @@ def validate(cfg: Config) -> None:
         need(c.batch_size >= 1, f"{sec}.batch_size: must be >= 1")
         need(c.lr is None or c.lr > 0, f"{sec}.lr: must be > 0")
         need(0 <= c.warmup_ratio < 1, f"{sec}.warmup_ratio: must be in [0, 1)")
+    u = cfg.data.unlabeled
+    need(u is None or (isinstance(u, str) and u) or (isinstance(u, list) and u and all(isinstance(x, str) and x for x in u)),
+         "data.unlabeled: a file, a glob, or a list of them (e.g. [data/pile/*.txt, data/more.parquet])")
+    need(u is None or cfg.task == "classification", "data.unlabeled: for task: classification (single texts or pairs)")
+    need(cfg.data.unlabeled_shard_rows >= 1, "data.unlabeled_shard_rows: must be >= 1")
     need(cfg.train.patience >= 1, "train.patience: must be >= 1")
     need(cfg.train.eval_every is None or cfg.train.eval_every >= 1, "train.eval_every: must be >= 1")
     need(cfg.train.mixed_precision in ("auto", "no", "fp16", "bf16"), "train.mixed_precision: use auto|no|fp16|bf16")

@@ -5,35 +5,31 @@ so the teacher and the student can run on different machines (the teacher on a G
 No config is needed: the labels are the model's own (labels.txt or config.id2label), named in the file's header,
 and a config reading the file matches them to its data's labels by name (generic LABEL_i names by index, when
 data.labels gives the order).
+
+Inputs of any size: the rows are read as a stream (kdnlp/transfer/sources.py: .txt, .jsonl, .csv, .tsv, .parquet,
+.json; globs), labelled in shards under <output>.parts/ (batched by a token budget, a progress line per shard), and
+a rerun after a kill computes only the missing shards; the JSONL is then written in one streamed, atomic pass and
+the shards removed. Sentence pairs are keyed by both texts; a multi-label classifier's logits are written the same
+way (one column per label; apply the sigmoid to read them).
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .config import DataConfig
-from .data import EncodedSplit, Example, read_file
 from .errors import UserError
-from .teacher import fine_tuned_source, fp32, from_hub, load_tokenizer
-from .teacher_outputs import write_outputs
+from .fileio import atomic_path, remove_dir, sha256_file
+from .teacher import fine_tuned_source, fp32, from_hub, load_tokenizer, source_fingerprint
+from .transfer.cache_pass import ModelLabeller, describe, plan, run_pass
+from .transfer.shards import ShardStore
+from .transfer.steps import CPU_TOKEN_BUDGET
+from .transfer.sources import UnlabeledRows, file_has_pairs, read_rows, resolve
 
-
-def read_inputs(path: Path, text_field: str) -> tuple[list[dict], list[Example]]:
-    """(the key of each input's output row, the inputs as examples): a .txt is one text per line; a data file
-    (.json/.jsonl/.csv/.tsv) gives its text field (and the second text of a pair, so that a pair's row is keyed by
-    both texts), and its data ids where it has an `id` field (the outputs then refer to examples by id)."""
-    if not path.is_file():
-        raise UserError(f"--input {path}: file not found (one text per line, or a data file)")
-    if path.suffix.lower() == ".txt":
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not texts:
-            raise UserError(f"--input {path}: no texts")
-        return [{"text": t} for t in texts], [Example(t, 0) for t in texts]
-    rows = read_file(path, DataConfig(text_field=text_field), need_labels=False)
-    examples = [Example(row[1].strip(), 0, text_b=row[4].strip() if len(row) > 4 else None) for row in rows]
-    keys = [{"id": row[3]} if row[3] is not None else {"text": e.text} if e.text_b is None else
-            {"text": e.text, "text_b": e.text_b} for row, e in zip(rows, examples)]
-    return keys, examples
+SHARD_ROWS = 50000
 
 
 def load_classifier(spec: str):
@@ -45,21 +41,57 @@ def load_classifier(spec: str):
     return AutoModelForSequenceClassification.from_pretrained(resolved, **fp32()), tokenizer, labels
 
 
+def _inputs(input_path: str, text_field: str) -> tuple[list[Path], DataConfig, bool]:
+    try:
+        files = resolve(input_path)
+    except UserError as e:
+        raise UserError(str(e).replace("data.unlabeled:", "--input")) from None
+    cfg = DataConfig(text_field=text_field)
+    pairs = {file_has_pairs(p, cfg) for p in files}
+    if len(pairs) > 1:
+        raise UserError(f"--input {input_path}: some files hold sentence pairs and some single texts; label them apart")
+    return files, cfg, pairs.pop()
+
+
+def _keys(files: list[Path], cfg: DataConfig, pairs: bool):
+    """Each row's output key, in the rows' order: its data id where it has one, else its text(s)."""
+    for path in files:
+        for _, (text, second, rid) in read_rows(path, cfg, pairs, ids=True):
+            yield {"id": rid} if rid is not None else {"text": text.strip()} if second is None else \
+                {"text": text.strip(), "text_b": second.strip()}
+
+
 def label(input_path: str, teacher: str, output: str, max_length: int = 128, batch_size: int = 64,
-          device: str = "auto", text_field: str = "auto") -> Path:
-    """The teacher's logits for every input, through the same device rule (pick_device: --device cuda without a
-    GPU is one line) and the same batched inference (Trainer.predict_logits) as the logit cache."""
-    from .config import config_from_dict
-    from .trainer import Trainer
-    keys, examples = read_inputs(Path(input_path), text_field)
-    trainer = Trainer(config_from_dict({"data": {"max_length": max_length}, "train": {"device": device}}))
-    model, tokenizer, labels = load_classifier(teacher)
-    model.to(trainer.device)
+          device: str = "auto", text_field: str = "auto", max_tokens: int | None = None) -> Path:
+    """The teacher's logits for every input row, through the same device rule as training (pick_device: --device
+    cuda without a GPU is one line); batches of at most `max_tokens` padded tokens and `batch_size` rows."""
+    from .loop import pick_device
+    files, cfg, pairs = _inputs(input_path, text_field)
+    dev = pick_device(device)
+    model, tokenizer, labels = load_classifier(teacher)  # before anything is written: a bad --teacher fails now
+    rows = UnlabeledRows(files, cfg, pairs, exclude=set())
+    fingerprint = {"files": [[str(p), sha256_file(p)] for p in files], "teacher": source_fingerprint(teacher),
+                   "max_length": max_length, "text_field": text_field, "shard_rows": SHARD_ROWS}
+    store = ShardStore(Path(f"{output}.parts"), fingerprint)
+    p = plan(rows, SHARD_ROWS, len(labels))
+    if p["rows"] == 0:
+        raise UserError(f"--input {input_path}: no texts")
+    print(describe(p, "label").split(";")[0])
+    store.begin(p)
+    budget = max_tokens or (65536 if dev.type == "cuda" else CPU_TOKEN_BUDGET)
     t0 = time.perf_counter()
-    logits = trainer.predict_logits(model, EncodedSplit(examples, tokenizer, max_length), batch_size, desc="label",
-                                    device=trainer.device)
+    run_pass(store, rows, p, ModelLabeller(lambda: (model, tokenizer), max_length, budget, dev, batch_size), desc="label")
+    store.finish(p, [min(SHARD_ROWS, p["rows"] - k * SHARD_ROWS) for k in range(p["shards"])])
+    pile = store.open()
+    with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"labels": labels}, ensure_ascii=False) + "\n")
+        keys = _keys(files, cfg, pairs)
+        for s in range(0, len(pile), 8192):
+            # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
+            for key, row in zip(keys, pile.logits(np.arange(s, min(s + 8192, len(pile))))):
+                f.write(json.dumps({**key, "logits": [float(x) for x in row]}, ensure_ascii=False) + "\n")
+    remove_dir(store.dir)
     seconds = time.perf_counter() - t0
-    write_outputs(Path(output), labels, keys, logits)
-    print(f"label: {len(examples)} texts in {seconds:.1f}s ({len(examples) / seconds:.0f}/s) by {teacher} "
+    print(f"label: {len(pile)} texts in {seconds:.1f}s ({len(pile) / seconds:.0f}/s) by {teacher} "
           f"({len(labels)} labels: {', '.join(labels[:8])}) -> {output}")
     return Path(output)

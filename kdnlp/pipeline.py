@@ -186,7 +186,7 @@ class PipelineSteps:
         with teacher.outputs, the supplied outputs of the training examples."""
         if self.cfg.teacher.outputs is not None and split == "train" and examples is None:
             s = self.splits
-            logits = align(self.supplied_outputs(), s.train, s.dev + s.test + s.unused)
+            logits = align(self.supplied_outputs(), s.train, s.dev + s.test + s.unused, strict=not self.cfg.data.unlabeled)
             print(f"teacher outputs: {len(logits)} training rows from {self.cfg.teacher.outputs} "
                   f"({self.supplied_outputs().kind})")
             return logits

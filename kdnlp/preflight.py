@@ -205,7 +205,7 @@ def check(trainer, command: str) -> None:
         outputs = trainer.supplied_outputs()  # every row validated
         check_loss(outputs, cfg.distill.loss)
         if command in ("distill", "train-student"):
-            align(outputs, splits.train, splits.dev + splits.test + splits.unused)
+            align(outputs, splits.train, splits.dev + splits.test + splits.unused, strict=not cfg.data.unlabeled)
     own = trainer.out / "teacher"
     given = cfg.teacher.fine_tuned is not None or cfg.teacher.outputs is not None
     st = cfg.student
@@ -220,3 +220,7 @@ def check(trainer, command: str) -> None:
             raise UserError(f"distill.teachers: {tdir} is not a fine-tuned teacher directory (no labels.txt)")
     if command in ("distill", "train-student"):
         check_student(trainer, config)
+    if cfg.data.unlabeled and (command == "cache-logits" or command in ("distill", "train-student")
+                               and trainer_needs_logits(cfg)):  # files, shapes, what labels them (kdnlp/transfer/)
+        from .transfer.steps import check as check_unlabeled
+        check_unlabeled(trainer)

@@ -192,13 +192,14 @@ def _finish(path, kind, keys, key_kind, values: np.ndarray, where) -> TeacherOut
     return TeacherOutputs(path, kind, keys, key_kind, logits.astype(np.float32), where)
 
 
-def align(outputs: TeacherOutputs, train: list, others: list) -> np.ndarray:
+def align(outputs: TeacherOutputs, train: list, others: list, strict: bool = True) -> np.ndarray:
     """Rows of `outputs` for each training example, in train order.
 
     Every training example must have an output; every output must belong to an example of the data files (train, dev
     or test, including train rows that data.max_train_examples leaves out: labelling a whole file is fine, the rows
     not trained on are simply not used). A .npy's ids may be texts or,
-    when the data has ids, data ids."""
+    when the data has ids, data ids. strict=False (data.unlabeled: the file also labels the unlabelled pile):
+    outputs beyond the data are allowed."""
     key_kind = outputs.key_kind
     if key_kind == "text" and any(e.id is not None for e in train) and outputs.path.endswith(".npy"):
         ids = {str(e.id) for e in train}
@@ -222,7 +223,7 @@ def align(outputs: TeacherOutputs, train: list, others: list) -> np.ndarray:
         rows[i] = index[key_of(e)]
     known = {key_of(e) for e in train} | {key_of(e) for e in others if key_kind == "text" or e.id is not None}
     for k, at in zip(outputs.keys, outputs.where):
-        if k not in known:
+        if strict and k not in known:
             raise UserError(f"{at}: {key_kind} {k[:80]!r} is not in the data (train, dev or test); "
                             "outputs must belong to the data's examples")
     return outputs.logits[rows]

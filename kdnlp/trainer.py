@@ -95,7 +95,9 @@ class Trainer(Inference, PipelineSteps):
         t_start = time.perf_counter()
         seed_everything(cfg.train.seed)
         kind = input_kind(model)  # sentence pairs: tokenised once, jointly or per side, as this model reads them
-        train, dev = (task.encode(x, tokenizer, cfg.data.max_length, kind) for x in (train_examples or splits.train, splits.dev))
+        train, dev = (x.encode(task, tokenizer, cfg.data.max_length, kind) if hasattr(x, "encode")  # data.unlabeled:
+                      else task.encode(x, tokenizer, cfg.data.max_length, kind)  # a streamed transfer set
+                      for x in (train_examples or splits.train, splits.dev))
         record_input(model, getattr(train, "pairs", False), cfg.data.max_length)  # config.json: what predict gives it
         if isinstance(teacher_logits, TokenLogits):  # NER: the cache's word rows, cut into this student's windows
             teacher_logits = realign_word_logits(teacher_logits, train)
@@ -298,9 +300,13 @@ class Trainer(Inference, PipelineSteps):
                 train_examples = list(self.splits.train) + augmented
                 teacher_logits = np.concatenate([teacher_logits, aug_logits])
                 print(f"transfer set: {len(self.splits.train)} originals + {len(augmented)} augmented examples")
+            if cfg.data.unlabeled:  # the pile, labelled once in shards, streamed to fit (kdnlp/transfer/)
+                from .transfer.steps import with_pile
+                train_examples, teacher_logits = with_pile(self, train_examples or list(self.splits.train), teacher_logits)
         else:
             print("student alone: distill.T = 0, so no teacher logits are computed or used"
-                  + (" (and no augmented examples: they only carry the teacher term)" if cfg.augment.enabled else ""))
+                  + (" (and no augmented or data.unlabeled rows: they only carry the teacher term)"
+                     if cfg.augment.enabled or cfg.data.unlabeled else ""))
         model, tokenizer = self.build_student()
         if teacher_logits is not None and hasattr(self.task, "align_teacher_logits"):  # NER: per-word vectors
             teacher_logits = self.task.align_teacher_logits(teacher_logits, train_examples or self.splits.train,
