@@ -118,7 +118,7 @@ def _overrides(args) -> list[str]:
             sets.append(f"{key}={value}")
     if args.epochs is not None:
         sections = {"train-teacher": ["teacher"], "train-student": ["student"], "distill": ["teacher", "student"],
-                    "pretrain": ["pretrain"]}
+                    "pretrain": ["pretrain"], "frontier": ["student"]}  # frontier: every variant's (a variant's own wins)
         sets += [f"{s}.epochs={args.epochs}" for s in sections.get(args.command, [])]
     return sets
 

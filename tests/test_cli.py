@@ -105,3 +105,11 @@ def test_unwritable_output_dir_is_one_line(write_config, tmp_path, capsys):
     err = _run_error(capsys, ["train-student", "--config", str(write_config()), "--T", "0",
                               "--output-dir", str(blocker / "out")])
     assert "not_a_dir" in err
+
+
+def test_epochs_flag_reaches_every_frontier_student():
+    """--epochs on `kdnlp frontier` sets the students' epochs (it used to be dropped silently)."""
+    import argparse
+    from kdnlp.cli import _overrides
+    args = argparse.Namespace(command="frontier", set=[], epochs=3)
+    assert "student.epochs=3" in _overrides(args)
