@@ -281,21 +281,16 @@ def check_loss(outputs: TeacherOutputs, loss: str) -> None:
                         "teacher.outputs_type: logits if they are logits")
 
 
-def task_of(problem_type: str | None) -> str:
-    """A classifier's task from its config.problem_type (transformers' names)."""
-    return "multilabel" if problem_type == "multi_label_classification" else "classification"
-
-
-def header_line(labels: list[str], problem_type: str | None) -> str:
-    """kdnlp label's first line: the columns' names and the task of the model."""
-    return json.dumps({"labels": labels, "task": task_of(problem_type)}, ensure_ascii=False)
+def header_line(labels: list[str], task: str) -> str:
+    """kdnlp label's first line: the columns' names and the task of the model (predictor.model_task)."""
+    return json.dumps({"labels": labels, "task": task}, ensure_ascii=False)
 
 
 def write_outputs(path: Path, labels: list[str], keys: list[dict], logits: np.ndarray,
-                  problem_type: str | None = None) -> None:
+                  task: str = "classification") -> None:
     """A header + one {"text" [, "text_b"] | "id": ..., "logits": [...]} row per input, written atomically."""
     from .fileio import write_text
-    lines = [header_line(labels, problem_type)]
+    lines = [header_line(labels, task)]
     for key, row in zip(keys, logits):
         # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
         lines.append(json.dumps({**key, "logits": [float(x) for x in row]}, ensure_ascii=False))

@@ -9,6 +9,7 @@ import torch
 from conftest import NEG_CHARS, POS_CHARS
 from kdnlp.cli import main
 from kdnlp.errors import UserError
+from kdnlp.multilabel import multi_hot, multilabel_metrics, sigmoid
 from kdnlp.teacher_outputs import read_outputs
 
 LABELS = ["neg", "none", "pos"]  # the data's (sorted) label order
@@ -104,6 +105,12 @@ def test_label_multilabel_teacher_then_distill_on_its_outputs(write_config, ml_t
                           return_tensors="pt")).logits.numpy()
     assert supplied.shape == (len(trainer.splits.train), 3)
     np.testing.assert_allclose(supplied, own[:, [1, 2, 0]], rtol=0, atol=1e-5)
+    # the teacher report is the teacher's own predictions on test at the report's (dev-chosen) thresholds
+    test = trainer.splits.test
+    with torch.no_grad():
+        test_logits = model(**tok([e.text for e in test], padding=True, return_tensors="pt")).logits.numpy()[:, [1, 2, 0]]
+    pred = (sigmoid(test_logits) >= np.array(report["thresholds"])[None, :]).astype(int)
+    assert report == {**report, **multilabel_metrics(multi_hot([e.label for e in test], 3), pred, LABELS)}
     # the same file under a classification config: one line naming the task, before anything is trained
     single = write_config({"teacher": {"pretrained": None, "outputs": str(out)}}, name="single.yaml")
     err = _err(capsys, ["distill", "--config", str(single)])
