@@ -382,7 +382,8 @@ def validate(cfg: Config) -> None:
     need(t.outputs_type in ("auto", "logits", "probs"), "teacher.outputs_type: use auto|logits|probs")
     need(t.pooling in ("auto", "cls", "mean"), "teacher.pooling: use auto|cls|mean")
     if t.outputs is not None:
-        need(cfg.task == "classification", "teacher.outputs: supplied teacher outputs are for task: classification")
+        need(cfg.task in ("classification", "multilabel"),
+             "teacher.outputs: supplied teacher outputs are for task: classification or multilabel")
         need(t.outputs.endswith((".jsonl", ".npy")), f"teacher.outputs: {t.outputs}: use a .jsonl or a .npy file")
         need(not t.outputs.endswith(".npy") or t.outputs_ids is not None,
              "teacher.outputs_ids: a .npy teacher.outputs needs the texts (or data ids) of its rows, one per line")

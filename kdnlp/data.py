@@ -210,6 +210,10 @@ def _is_int(x) -> bool:
 
 
 def infer_labels(rows) -> list[str]:
+    listed = next((r for r in rows if isinstance(r[2], (list, dict))), None)
+    if listed is not None:  # a set would fail on it with a bare TypeError
+        raise UserError(f"{listed[0]}: the label is a {type(listed[2]).__name__} ({str(listed[2])[:60]}); several labels "
+                        "per example are task: multilabel")
     raw = {r[2] for r in rows if r[2] is not None}
     if all(_is_int(x) for x in raw):
         return [str(x) for x in sorted(raw)]

@@ -9,8 +9,10 @@ data.labels gives the order).
 Inputs of any size: the rows are read as a stream (kdnlp/transfer/sources.py: .txt, .jsonl, .csv, .tsv, .parquet,
 .json; globs), labelled in shards under <output>.parts/ (batched by a token budget, a progress line per shard), and
 a rerun after a kill computes only the missing shards; the JSONL is then written in one streamed, atomic pass and
-the shards removed. Sentence pairs are keyed by both texts; a multi-label classifier's logits are written the same
-way (one column per label; apply the sigmoid to read them).
+the shards removed. Sentence pairs are keyed by both texts. The header names the model's task, by the rule
+predict uses (predictor.model_task): "multilabel" for a multi-label classifier (config.problem_type
+multi_label_classification, or dev-chosen thresholds saved by kdnlp: one pre-sigmoid logit per label), else
+"classification"; a config of the other task refuses the file (kdnlp/teacher_outputs.py).
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ import numpy as np
 from .config import DataConfig
 from .errors import UserError
 from .fileio import atomic_path, remove_dir, sha256_file
+from .predictor import model_task
 from .teacher import fine_tuned_source, fp32, from_hub, load_tokenizer, source_fingerprint
+from .teacher_outputs import header_line
 from .transfer.cache_pass import ModelLabeller, describe, plan, run_pass
 from .transfer.shards import ShardStore
 from .transfer.steps import CPU_TOKEN_BUDGET
@@ -83,8 +87,9 @@ def label(input_path: str, teacher: str, output: str, max_length: int = 128, bat
     run_pass(store, rows, p, ModelLabeller(lambda: (model, tokenizer), max_length, budget, dev, batch_size), desc="label")
     store.finish(p, [min(SHARD_ROWS, p["rows"] - k * SHARD_ROWS) for k in range(p["shards"])])
     pile = store.open()
+    task = model_task(model.config)  # multilabel: problem_type multi_label_classification or saved thresholds
     with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps({"labels": labels}, ensure_ascii=False) + "\n")
+        f.write(header_line(labels, task) + "\n")
         keys = _keys(files, cfg, pairs)
         for s in range(0, len(pile), 8192):
             # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
@@ -93,5 +98,6 @@ def label(input_path: str, teacher: str, output: str, max_length: int = 128, bat
     remove_dir(store.dir)
     seconds = time.perf_counter() - t0
     print(f"label: {len(pile)} texts in {seconds:.1f}s ({len(pile) / seconds:.0f}/s) by {teacher} "
-          f"({len(labels)} labels: {', '.join(labels[:8])}) -> {output}")
+          f"({len(labels)} labels: {', '.join(labels[:8])}; {task}) "
+          f"-> {output}")
     return Path(output)

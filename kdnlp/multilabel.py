@@ -262,6 +262,19 @@ def format_multilabel_report(m: dict, thresholds: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def supplied_multilabel_report(logits: np.ndarray, label_sets: list, labels: list[str], distill,
+                               dev_logits: np.ndarray, dev_sets: list) -> tuple[dict, str]:
+    """teacher.outputs scored on test: at thresholds chosen on the dev rows the file covers (distill.threshold),
+    else 0.5 (no dev rows to choose on: the test set never chooses)."""
+    n = len(labels)
+    thresholds = (choose_thresholds(sigmoid(dev_logits), multi_hot(dev_sets, n), distill.threshold,
+                                    distill.threshold_min_positives) if len(dev_sets) else np.full(n, 0.5))
+    pred = (sigmoid(logits) >= thresholds[None, :]).astype(np.int64)
+    metrics = multilabel_metrics(multi_hot(label_sets, n), pred, labels)
+    metrics["thresholds"] = [float(t) for t in thresholds]
+    return metrics, format_multilabel_report(metrics, thresholds)
+
+
 class MultiLabel:
     """The Task for task: multilabel (see tasks.Task for the interface)."""
     name = "multilabel"

@@ -23,6 +23,7 @@ from .data import Example
 from .errors import UserError
 from .fileio import recover_dir, sha256_file, write_json
 from .modeldir import LABELS_FILE, WEIGHT_NAMES, load_model_dir, save_model_dir
+from .multilabel import supplied_multilabel_report
 from .ner import IGNORE
 from .pairs import record_input
 from .report import classification_metrics, format_report
@@ -155,7 +156,7 @@ class PipelineSteps:
         if getattr(self, "_outputs", None) is None:
             t = self.cfg.teacher
             self._outputs = read_outputs(t.outputs, self.splits.labels, t.outputs_type, t.outputs_ids,
-                                         by_index=self.cfg.data.labels is not None)
+                                         by_index=self.cfg.data.labels is not None, task=self.cfg.task)
             check_loss(self._outputs, self.cfg.distill.loss)
         return self._outputs
 
@@ -171,9 +172,14 @@ class PipelineSteps:
         if not all(key(e) in index for e in test):
             print("teacher: the supplied outputs do not cover the test texts, so there is no teacher report")
             return None
-        pred = outputs.logits[[index[key(e)] for e in test]].argmax(1)
-        gold = np.array([e.label for e in test])
-        metrics, text = classification_metrics(gold, pred, self.splits.labels), format_report(gold, pred, self.splits.labels)
+        logits, labels = outputs.logits[[index[key(e)] for e in test]], self.splits.labels
+        if self.cfg.task == "multilabel":  # thresholds chosen on dev where the file covers it, as for a model
+            dev = [e for e in self.splits.dev if key(e) in index]
+            metrics, text = supplied_multilabel_report(logits, [e.label for e in test], labels, self.cfg.distill,
+                                                       outputs.logits[[index[key(e)] for e in dev]], [e.label for e in dev])
+        else:
+            pred, gold = logits.argmax(1), np.array([e.label for e in test])
+            metrics, text = classification_metrics(gold, pred, labels), format_report(gold, pred, labels)
         print(f"\nteacher outputs ({outputs.path}) on test ({len(test)} examples):\n{text}\n")
         report = {**metrics, "model": "teacher", "source": outputs.path, "n_examples": len(test)}
         if self.is_main:

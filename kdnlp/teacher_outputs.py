@@ -8,6 +8,12 @@ Two file shapes:
     outputs.npy     rows x labels (data label order), with teacher.outputs_ids: one text (or data id) per line
                     (a sentence pair: both texts, tab-separated)
 
+task: multilabel (independent sigmoids) takes the same shapes: "logits" are per-label pre-sigmoid values, "probs"
+per-label probabilities, each in [0, 1] and not summing to 1, made logits by log(p / (1 - p)) (clipped), so
+sigmoid(logit / t) is the teacher's probability at temperature t for distill.loss: bce. kdnlp label writes the
+model's task in the header ({"labels": [...], "task": "multilabel"}); a file whose task is not the config's is
+refused (softmax logits read as sigmoids, or the reverse, would train silently on the wrong targets).
+
 Texts are matched after Unicode NFC normalisation and trimming, on both sides (an API or a macOS tool may write
 'café' decomposed); a sentence pair is keyed by both its texts, never by the first alone (in RTE, 210 train pairs
 share their first sentence). Probabilities become logits as log(p) (softmax(log p / t) = p^(1/t) renormalised: the
@@ -29,7 +35,8 @@ from .errors import UserError
 from .teacher import match_labels
 
 PROB_TOLERANCE = 1e-3  # |sum(probs) - 1| allowed (rounded API outputs)
-MIN_PROB = 1e-7        # log(0) = -inf: a hard 0 becomes this before the log
+MIN_PROB = 1e-7        # log(0) = -inf: a hard 0 becomes this before the log (multi-label: 1 - p clipped too)
+TASKS = {"classification": "softmax over the labels", "multilabel": "an independent sigmoid per label"}
 
 
 @dataclass
@@ -40,6 +47,7 @@ class TeacherOutputs:
     key_kind: str                # "text" | "id"
     logits: np.ndarray           # rows x labels, data label order, float32
     where: list[str]             # per row: "<path> line N" for messages
+    task: str = "classification" # "multilabel": probs were made logits by log(p / (1 - p))
 
     def lookup(self) -> dict[str, int]:
         """key -> first row with that key (_finish has checked that repeated keys repeat the same values)."""
@@ -79,15 +87,30 @@ def _values(raw, where: str, order: list[str], labels: list[str]) -> list[float]
     return [by_name[lab] for lab in labels]
 
 
-def _check_row(values: list, where: str, kind: str) -> None:
+def _check_row(values: list, where: str, kind: str, task: str) -> None:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise UserError(f"{where}: {kind} must be numbers")
     if not all(math.isfinite(v) for v in values):
         raise UserError(f"{where}: {kind} contain NaN or infinity")
-    if kind == "probs":
+    if kind == "probs" and task == "multilabel":  # independent per-label probabilities: no sum to check
+        if min(values) < 0 or max(values) > 1:
+            raise UserError(f"{where}: multi-label probs must each be in [0, 1] (got {min(values):.4g} .. "
+                            f"{max(values):.4g}); give logits instead")
+    elif kind == "probs":
         if min(values) < 0 or abs(sum(values) - 1) > PROB_TOLERANCE:
             raise UserError(f"{where}: probs must be >= 0 and sum to 1 (they sum to {sum(values):.4f}); "
                             "give logits instead, or normalise them")
+
+
+def _check_task(header: dict, where: str, task: str) -> None:
+    """The header's "task" (kdnlp label writes it) must be the config's: a header without one is accepted."""
+    given = header.get("task")
+    if given is None or given == task:
+        return
+    if given not in TASKS:
+        raise UserError(f"{where}: header \"task\": {given!r} is not one of {', '.join(TASKS)}")
+    raise UserError(f"{where}: the file holds {given} outputs ({TASKS[given]}) but the config's task is {task}; "
+                    f"label with a {task} teacher, or set task: {given}")
 
 
 def _header_order(header: dict, where: str, labels: list[str], by_index: bool) -> list[str]:
@@ -105,13 +128,14 @@ def _header_order(header: dict, where: str, labels: list[str], by_index: bool) -
 
 
 def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_path: str | None = None,
-                 by_index: bool = False) -> TeacherOutputs:
-    """Read and validate a teacher.outputs file (every row), without looking at the data yet."""
+                 by_index: bool = False, task: str = "classification") -> TeacherOutputs:
+    """Read and validate a teacher.outputs file (every row), without looking at the data yet; `task`: the
+    config's (classification | multilabel), which fixes what probs mean."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"teacher.outputs: {path} not found (a .jsonl of teacher outputs, e.g. written by kdnlp label)")
     if p.suffix == ".npy":
-        return _read_npy(p, labels, outputs_type, ids_path)
+        return _read_npy(p, labels, outputs_type, ids_path, task)
     keys, rows, where, kinds, key_kinds = [], [], [], set(), set()
     order = labels
     for line_at, rec in _records_json(p, p.read_text(encoding="utf-8"), "jsonl"):
@@ -119,6 +143,7 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
         if not isinstance(rec, dict):
             raise UserError(f"{at}: expected an object like {{\"text\": ..., \"logits\": [...]}}")
         if not rows and "labels" in rec and not ({"logits", "probs"} & set(rec)):
+            _check_task(rec, at, task)
             order = _header_order(rec, at, labels, by_index)
             continue
         kind = [k for k in ("logits", "probs") if k in rec]
@@ -130,7 +155,7 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
         if key == "text" and not isinstance(rec.get("text_b", ""), str):
             raise UserError(f"{at}: \"text_b\" (a pair's second text) must be a string")
         values = _values(rec[kind[0]], at, order, labels)
-        _check_row(values, at, kind[0])
+        _check_row(values, at, kind[0], task)
         kinds.add(kind[0])
         key_kinds.add(key)
         keys.append(text_key(str(rec["text"]), rec.get("text_b") or None) if key == "text" else str(rec[key]))
@@ -143,10 +168,10 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
     kind, = kinds
     if outputs_type != "auto" and outputs_type != kind:
         raise UserError(f"{path}: rows give {kind} but teacher.outputs_type is {outputs_type}")
-    return _finish(path, kind, keys, key_kinds.pop(), np.asarray(rows, dtype=np.float64), where)
+    return _finish(path, kind, keys, key_kinds.pop(), np.asarray(rows, dtype=np.float64), where, task)
 
 
-def _read_npy(p: Path, labels: list[str], outputs_type: str, ids_path: str | None) -> TeacherOutputs:
+def _read_npy(p: Path, labels: list[str], outputs_type: str, ids_path: str | None, task: str) -> TeacherOutputs:
     try:
         array = np.load(p, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -160,20 +185,26 @@ def _read_npy(p: Path, labels: list[str], outputs_type: str, ids_path: str | Non
     keys = [text_key(*line.split("\t", 1)) for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(keys) != len(array):
         raise UserError(f"{ids_file}: {len(keys)} non-empty lines but {p} has {len(array)} rows")
-    kind = "probs" if outputs_type == "probs" or (outputs_type == "auto" and _looks_like_probs(array)) else "logits"
-    if kind == "probs" and outputs_type == "auto":  # regressing probabilities as logits (mse) would be silently wrong
-        print(f"teacher outputs: every row of {p} is >= 0 and sums to 1, so they are read as probabilities "
+    looks = outputs_type == "auto" and _looks_like_probs(array, task)
+    kind = "probs" if outputs_type == "probs" or looks else "logits"
+    if looks:  # regressing probabilities as logits (mse) would be silently wrong
+        shape = "in [0, 1]" if task == "multilabel" else ">= 0 and sums to 1"
+        print(f"teacher outputs: every row of {p} is {shape}, so they are read as probabilities "
               "(set teacher.outputs_type: logits if they are logits)")
     where = [f"{p} row {i}" for i in range(len(array))]
     for i, row in enumerate(array):
-        _check_row(row.tolist(), where[i], kind)
-    return _finish(str(p), kind, keys, "text", array.astype(np.float64), where)
+        _check_row(row.tolist(), where[i], kind, task)
+    return _finish(str(p), kind, keys, "text", array.astype(np.float64), where, task)
 
 
-def _looks_like_probs(array: np.ndarray) -> bool:
-    """Rows that are all >= 0 and each sum to 1: probabilities (real logits almost never are)."""
-    return bool(np.isfinite(array).all() and (array >= 0).all()
-                and np.allclose(array.sum(1), 1.0, rtol=0, atol=PROB_TOLERANCE))
+def _looks_like_probs(array: np.ndarray, task: str) -> bool:
+    """Rows that are all >= 0 and each sum to 1 (multi-label: every value in [0, 1]): probabilities (real logits
+    almost never are; a multi-label model's logits are mostly negative)."""
+    if not (np.isfinite(array).all() and (array >= 0).all()):
+        return False
+    if task == "multilabel":
+        return bool((array <= 1).all())
+    return bool(np.allclose(array.sum(1), 1.0, rtol=0, atol=PROB_TOLERANCE))
 
 
 def _check_repeats(keys: list[str], values: np.ndarray, where: list[str], key_kind: str) -> None:
@@ -186,10 +217,19 @@ def _check_repeats(keys: list[str], values: np.ndarray, where: list[str], key_ki
                             "keep one row per example (identical repeats are fine)")
 
 
-def _finish(path, kind, keys, key_kind, values: np.ndarray, where) -> TeacherOutputs:
+def probs_to_logits(probs: np.ndarray, task: str) -> np.ndarray:
+    """softmax: log p (softmax(log p / t) = p^(1/t) renormalised); multi-label: the logit log(p / (1 - p)), the
+    inverse of each label's sigmoid, with p clipped to [MIN_PROB, 1 - MIN_PROB] (|logit| <= 16.1)."""
+    if task == "multilabel":
+        p = np.clip(probs, MIN_PROB, 1 - MIN_PROB)
+        return np.log(p) - np.log1p(-p)
+    return np.log(np.clip(probs, MIN_PROB, None))
+
+
+def _finish(path, kind, keys, key_kind, values: np.ndarray, where, task: str) -> TeacherOutputs:
     _check_repeats(keys, values, where, key_kind)
-    logits = np.log(np.clip(values, MIN_PROB, None)) if kind == "probs" else values
-    return TeacherOutputs(path, kind, keys, key_kind, logits.astype(np.float32), where)
+    logits = probs_to_logits(values, task) if kind == "probs" else values
+    return TeacherOutputs(path, kind, keys, key_kind, logits.astype(np.float32), where, task)
 
 
 def align(outputs: TeacherOutputs, train: list, others: list, strict: bool = True) -> np.ndarray:
@@ -230,16 +270,27 @@ def align(outputs: TeacherOutputs, train: list, others: list, strict: bool = Tru
 
 
 def check_loss(outputs: TeacherOutputs, loss: str) -> None:
+    if outputs.kind == "probs" and loss == "mse" and outputs.task == "multilabel":
+        # logit(p) inverts the sigmoid, but rounded or clipped p near 0 or 1 become arbitrary logits (0.0000 -> -16)
+        raise UserError(f"{outputs.path}: gives probabilities; distill.loss: mse regresses logits, and near 0 or 1 "
+                        "rounded probabilities give arbitrary ones, so set distill.loss: bce (against the "
+                        "probabilities), or teacher.outputs_type: logits if they are logits")
     if outputs.kind == "probs" and loss == "mse":
         raise UserError(f"{outputs.path}: gives probabilities; distill.loss: mse matches logits, so set "
                         "distill.loss: kl (KL on the probabilities, with distill.temperature), or "
                         "teacher.outputs_type: logits if they are logits")
 
 
-def write_outputs(path: Path, labels: list[str], keys: list[dict], logits: np.ndarray) -> None:
-    """kdnlp label: header + one {"text" [, "text_b"] | "id": ..., "logits": [...]} row per input, written atomically."""
+def header_line(labels: list[str], task: str) -> str:
+    """kdnlp label's first line: the columns' names and the task of the model (predictor.model_task)."""
+    return json.dumps({"labels": labels, "task": task}, ensure_ascii=False)
+
+
+def write_outputs(path: Path, labels: list[str], keys: list[dict], logits: np.ndarray,
+                  task: str = "classification") -> None:
+    """A header + one {"text" [, "text_b"] | "id": ..., "logits": [...]} row per input, written atomically."""
     from .fileio import write_text
-    lines = [json.dumps({"labels": labels}, ensure_ascii=False)]
+    lines = [header_line(labels, task)]
     for key, row in zip(keys, logits):
         # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
         lines.append(json.dumps({**key, "logits": [float(x) for x in row]}, ensure_ascii=False))

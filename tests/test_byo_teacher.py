@@ -130,7 +130,7 @@ def test_outputs_from_kdnlp_label_equal_cached_logits(write_config, hf_teacher, 
     assert main(["distill", "--config", str(cached)]) == 0
     out = tmp_path / "outputs.jsonl"
     rows = _label(hf_teacher, tiny_data["train"], out, capsys)
-    assert rows[0] == {"labels": ["pos", "neg"]} and len(rows) == 161 and len(rows[1]["logits"]) == 2
+    assert rows[0] == {"labels": ["pos", "neg"], "task": "classification"} and len(rows) == 161 and len(rows[1]["logits"]) == 2
     given = write_config({"teacher": {"outputs": str(out)},
                           "student": {"tokenizer": str(hf_teacher), "name": "from_outputs"}}, name="outputs.yaml")
     assert main(["distill", "--config", str(given)]) == 0
@@ -444,7 +444,7 @@ def test_label_with_generic_names_read_by_index_with_data_labels(write_config, t
     from kdnlp.teacher_outputs import read_outputs
     out = tmp_path / "generic.jsonl"
     rows = _label(tiny_bert, tiny_data["train"], out, capsys)
-    assert rows[0] == {"labels": ["LABEL_0", "LABEL_1"]}
+    assert rows[0] == {"labels": ["LABEL_0", "LABEL_1"], "task": "classification"}
     with pytest.raises(UserError, match="generic"):
         read_outputs(str(out), ["neg", "pos"])
     got = read_outputs(str(out), ["neg", "pos"], by_index=True)

@@ -217,7 +217,7 @@ def test_label_streams_in_shards_and_resumes(tiny_bert, tmp_path, capsys, monkey
     printed = capsys.readouterr().out
     assert "2 of 4 shards already done" in printed and printed.count("written (") == 2
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert rows[0] == {"labels": ["LABEL_0", "LABEL_1"]}
+    assert rows[0] == {"labels": ["LABEL_0", "LABEL_1"], "task": "classification"}
     assert [r["text"] for r in rows[1:]] == pile.read_text(encoding="utf-8").split()
     assert not (tmp_path / "o.jsonl.parts").exists()
 
