@@ -35,6 +35,7 @@ from .errors import UserError
 from .teacher import match_labels
 
 PROB_TOLERANCE = 1e-3  # |sum(probs) - 1| allowed (rounded API outputs)
+REPEAT_TOLERANCE = 1e-4  # repeated rows this close are the same values (see _check_repeats)
 MIN_PROB = 1e-7        # log(0) = -inf: a hard 0 becomes this before the log (multi-label: 1 - p clipped too)
 TASKS = {"classification": "softmax over the labels", "multilabel": "an independent sigmoid per label"}
 
@@ -208,11 +209,12 @@ def _looks_like_probs(array: np.ndarray, task: str) -> bool:
 
 
 def _check_repeats(keys: list[str], values: np.ndarray, where: list[str], key_kind: str) -> None:
-    """A text (or id) given twice must repeat the same values: which one would win is otherwise undefined."""
+    """A text (or id) given twice must repeat the same values: which one would win is otherwise undefined. "The same"
+    within REPEAT_TOLERANCE: a model run over one text in two batches differs in the last float bits (padding)."""
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
         j = first.setdefault(k, i)
-        if j != i and not np.array_equal(values[i], values[j]):
+        if j != i and not np.allclose(values[i], values[j], rtol=REPEAT_TOLERANCE, atol=REPEAT_TOLERANCE):
             raise UserError(f"{where[i]}: {key_kind} {k[:80]!r} was already given different values at {where[j]}; "
                             "keep one row per example (identical repeats are fine)")
 

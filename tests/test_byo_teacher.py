@@ -348,6 +348,9 @@ def test_repeated_text_same_values_accepted_different_values_refused(tmp_path):
     same = _rows_file(tmp_path / "same.jsonl", [{"text": "a", "logits": [1.0, 0.0]}, {"text": "b", "logits": [0.0, 1.0]},
                                                 {"text": "a ", "logits": [1.0, 0.0]}])
     assert read_outputs(same, ["neg", "pos"]).lookup() == {"a": 0, "b": 1}
+    # kdnlp label over a text that occurs twice: two batches, two paddings, the last float bits differ
+    noisy = _rows_file(tmp_path / "noisy.jsonl", [{"text": "a", "logits": [1.0, 0.0]}, {"text": "a", "logits": [1.0000004, -3e-7]}])
+    assert read_outputs(noisy, ["neg", "pos"]).lookup() == {"a": 0}
     differ = _rows_file(tmp_path / "differ.jsonl", [{"text": "a", "logits": [1.0, 0.0]}, {"text": "b", "logits": [0.0, 1.0]},
                                                     {"text": "a", "logits": [0.0, 1.0]}])
     with pytest.raises(UserError, match=r"differ.jsonl line 3: text 'a' was already given different values at .*differ.jsonl line 1"):
