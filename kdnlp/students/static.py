@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
 from ..errors import UserError
@@ -85,6 +86,39 @@ class StaticForSequenceClassification(PreTrainedModel):
         if input_ids_b is None:
             raise ValueError("a siamese static student needs the second text: input_ids_b (and attention_mask_b)")
         return StaticOutput(self.mlp(pair_features(u, self.pool(input_ids_b, attention_mask_b))))
+
+
+    @torch.inference_mode()
+    def text_logits(self, tokenizer: StaticTokenizer, texts: list[str], max_length: int | None,
+                    batch_size: int = 64) -> np.ndarray:
+        """Texts -> (texts, num_labels) logits for single texts, the predictor's fast path (kdnlp.load(dir).predict):
+        the tokenizer's flat rows + offsets into one fused embedding_bag (no padding, no mask), then the head's
+        layers called directly. The same logits as forward() on the padded batch, up to float rounding (the
+        sum's order); tests/test_static_fast.py checks it. Needs eval mode (no dropout): the predictor sets it."""
+        weight = self.embed.weight
+        sif = self.config.pooling == "sif"
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, offsets = tokenizer.flat(texts[i:i + batch_size], max_length)
+            ids, offsets = torch.from_numpy(ids).to(weight.device), torch.from_numpy(offsets).to(weight.device)
+            if sif:  # the weighted sum over the token count, as pool() divides
+                counts = torch.diff(offsets, append=offsets.new_tensor([len(ids)])).unsqueeze(1)
+                pooled = F.embedding_bag(ids, weight, offsets, mode="sum",
+                                         per_sample_weights=self.token_weight[ids]) / counts
+            else:
+                pooled = F.embedding_bag(ids, weight, offsets, mode="mean")
+            out.append(self.head(pooled).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.config.num_labels), dtype=np.float32)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """self.mlp in eval mode without nn.Module's per-call dispatch (dropout is the identity): its Linear
+        layers with a ReLU between them."""
+        linears = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        for j, layer in enumerate(linears):
+            x = F.linear(x, layer.weight, layer.bias)
+            if j < len(linears) - 1:
+                x = F.relu(x)
+        return x
 
 
 class StaticOutput(NamedTuple):
