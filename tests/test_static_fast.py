@@ -74,3 +74,15 @@ def test_load_once_predictor_takes_the_fast_path(tmp_path):
     assert [r["label"] for r in fast] == [r["label"] for r in slow]
     for a, b in zip(fast, slow):
         assert a["text"] == b["text"] and a["probability"] == pytest.approx(b["probability"], abs=1e-6)
+
+
+def test_ascii_regex_splits_ascii_text_as_the_full_one():
+    """split_words takes ASCII_WORD_RE for ASCII texts: it must give WORD_RE's tokens on every ASCII character."""
+    import random
+
+    from kdnlp.students.static_tokenizer import ASCII_WORD_RE, WORD_RE, split_words
+    every = "".join(map(chr, range(128)))
+    rng = random.Random(0)
+    texts = [every, "a\x1cb\x1f c_d9-e's", *("".join(rng.choice(every) for _ in range(30)) for _ in range(200))]
+    assert [ASCII_WORD_RE.findall(t) for t in texts] == [WORD_RE.findall(t) for t in texts]
+    assert split_words(["Ünïcode ÉTÉ 不好", "ASCII Only!"]) == [["ünïcode", "été", "不", "好"], ["ascii", "only", "!"]]

@@ -32,7 +32,16 @@ MULTIPLIER = 116049371  # fastText's n-gram hash multiplier
 # spaces between Chinese words) or a punctuation mark. Written as `run|\S`, 17% faster than spelling out the
 # CJK and punctuation classes (same tokens).
 WORD_RE = re.compile(r"[^\W\u3400-\u9fff\uf900-\ufaff]+|\S")
+# The same tokens as WORD_RE on ASCII text (its \S keeps Unicode's whitespace, e.g. \x1c), twice as fast: most
+# texts take it (SST-2 test, batches of 64: 185 vs 390 us a batch, same run).
+ASCII_WORD_RE = re.compile(r"[0-9A-Za-z_]+|\S")
 PAD, UNK = "[PAD]", "[UNK]"
+
+
+def split_words(texts) -> list[list[str]]:
+    """Each text's lower-cased tokens (WORD_RE)."""
+    ascii_words, words = ASCII_WORD_RE.findall, WORD_RE.findall
+    return [(ascii_words if t.isascii() else words)(t) for t in map(str.lower, texts)]
 MISSING_KEY = -(2 ** 33)  # flat(): an unknown word's key before crc32, below any unigram key (-1 - crc32 >= -2**32)
 
 
@@ -68,8 +77,8 @@ class StaticTokenizer:
     @classmethod
     def build_words(cls, texts: list[str], ngrams: int, buckets: int, max_words: int = 500_000) -> "StaticTokenizer":
         counts: dict[str, int] = {}
-        for t in texts:
-            for w in WORD_RE.findall(t.lower()):
+        for words in split_words(texts):
+            for w in words:
                 counts[w] = counts.get(w, 0) + 1
         words = sorted(counts, key=lambda w: (-counts[w], w))[:max_words]
         return cls("words", ngrams, buckets, words=[PAD, UNK, *words])
@@ -89,10 +98,9 @@ class StaticTokenizer:
         """Per text the unigram keys: a vocabulary id (>= 0), or for an unknown word -1 - crc32(word) (n-grams only)."""
         if self.mode == "teacher":
             return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
-        get, findall = self.index.get, WORD_RE.findall
+        get = self.index.get
         out = []
-        for t in texts:
-            words = findall(t.lower())
+        for words in split_words(texts):
             keys = list(map(get, words))  # C-level loop; None for a word not in the vocabulary
             if None in keys and self.ngrams == 1:  # unknown words matter only to n-grams
                 keys = [k for k in keys if k is not None]
@@ -136,7 +144,7 @@ class StaticTokenizer:
             rows = self.encode(list(texts), max_length)
             return (np.fromiter((i for r in rows for i in r), np.int64),
                     np.cumsum([0] + [len(r) for r in rows], dtype=np.int64)[:-1])
-        words = list(map(WORD_RE.findall, map(str.lower, texts)))
+        words = split_words(texts)
         lengths = np.fromiter(map(len, words), np.int64, n)
         tokens = list(chain.from_iterable(words))
         keys = np.fromiter(map(self.index.get, tokens, repeat(MISSING_KEY)), np.int64, len(tokens))
