@@ -39,11 +39,17 @@ class Predictor:
         self.pair_input = input_kind(self.model)  # sentence pairs: jointly or each side on its own
         self.device = trainer.device
         self.model.to(self.device).eval()
+        # a model that goes from texts to logits on its own (the static student: flat ids into an embedding_bag,
+        # no padding), used for single texts of a sequence task
+        self.text_logits = getattr(self.model, "text_logits", None) if self.task_name != "ner" else None
 
     def logits(self, texts: list, batch_size: int = 64):
         """(examples, encoded split, logits) for texts or (first, second) pairs: Trainer.predict_logits with an
-        explicit device, i.e. this process alone, in fp32 (no sharding, no autocast), whatever the task."""
+        explicit device, i.e. this process alone, in fp32 (no sharding, no autocast), whatever the task; or the
+        model's own text_logits (examples and split None: only NER's results read them)."""
         check_pair_input(self.model.config, texts, self.model_dir)
+        if self.text_logits is not None and all(isinstance(t, str) for t in texts):
+            return None, None, self.text_logits(self.tokenizer, list(texts), self.max_length, batch_size)
         examples = self.task.unlabelled(list(texts))
         data = self.task.encode(examples, self.tokenizer, self.max_length, self.pair_input)
         return examples, data, self.trainer.predict_logits(self.model, data, batch_size, device=self.device)

@@ -17,11 +17,13 @@ word's vector is the mean of its WordPiece pieces' (words_from_pieces).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
 from ..errors import UserError
@@ -86,6 +88,41 @@ class StaticForSequenceClassification(PreTrainedModel):
             raise ValueError("a siamese static student needs the second text: input_ids_b (and attention_mask_b)")
         return StaticOutput(self.mlp(pair_features(u, self.pool(input_ids_b, attention_mask_b))))
 
+    @torch.inference_mode()
+    def text_logits(self, tokenizer: StaticTokenizer, texts: list[str], max_length: int | None,
+                    batch_size: int = 64) -> np.ndarray:
+        """Texts -> (texts, num_labels) logits for single texts, the predictor's fast path (kdnlp.load(dir).predict):
+        the tokenizer's flat rows + offsets into one fused embedding_bag (no padding, no mask), then the head's
+        layers called directly. The same logits as forward() on the padded batch, up to float rounding (the
+        sum's order); tests/test_static_fast.py checks it. Needs eval mode (no dropout): the predictor sets it."""
+        device = self.embed.weight.device
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, offsets = tokenizer.flat(texts[i:i + batch_size], max_length)
+            out.append(self.bag_logits(torch.from_numpy(ids).to(device), torch.from_numpy(offsets).to(device)))
+        return np.concatenate(out) if out else np.zeros((0, self.config.num_labels), dtype=np.float32)
+
+    def bag_logits(self, ids: torch.Tensor, offsets: torch.Tensor) -> np.ndarray:
+        """Flat rows + offsets (StaticTokenizer.flat) -> logits: one fused embedding_bag (mean; SIF: the weighted
+        sum over the token count, as pool() divides), then the head. Call under inference_mode, in eval mode."""
+        if self.config.pooling == "sif":
+            counts = torch.diff(offsets, append=offsets.new_tensor([len(ids)])).unsqueeze(1)
+            pooled = F.embedding_bag(ids, self.embed.weight, offsets, mode="sum",
+                                     per_sample_weights=self.token_weight[ids]) / counts
+        else:
+            pooled = F.embedding_bag(ids, self.embed.weight, offsets, mode="mean")
+        return self.head(pooled).float().cpu().numpy()
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """self.mlp in eval mode without nn.Module's per-call dispatch (dropout is the identity): its Linear
+        layers with a ReLU between them."""
+        linears = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        for j, layer in enumerate(linears):
+            x = F.linear(x, layer.weight, layer.bias)
+            if j < len(linears) - 1:
+                x = F.relu(x)
+        return x
+
 
 class StaticOutput(NamedTuple):
     """The forward's result: `.logits`, all kdnlp reads. Not a transformers ModelOutput, whose construction
@@ -115,6 +152,9 @@ def teacher_vectors(ctx, dim: int) -> np.ndarray:
     return pca(weights, dim)
 
 
+_MODEL2VEC: dict = {}  # (teacher dir, its newest file's mtime, dim) -> model2vec's distilled model
+
+
 def model2vec_vectors(cfg, ctx, tokenizer: StaticTokenizer, dim: int) -> np.ndarray:
     """model2vec's distillation of the fine-tuned teacher, rows re-ordered to the teacher's vocabulary ids."""
     try:
@@ -123,7 +163,11 @@ def model2vec_vectors(cfg, ctx, tokenizer: StaticTokenizer, dim: int) -> np.ndar
         raise UserError("student.embeddings: model2vec needs the optional model2vec package (pip install 'kdnlp[static]', i.e. model2vec[distill])") from None
     ctx.fine_tuned_teacher()  # makes sure <output_dir>/teacher is there (trained or imported)
     teacher_dir = str(cfg.out / "teacher")
-    m2v = distill(model_name=teacher_dir, pca_dims=dim)
+    weights = max(Path(teacher_dir).iterdir(), key=lambda f: f.stat().st_mtime_ns).stat().st_mtime_ns
+    key = (teacher_dir, weights, dim)
+    if key not in _MODEL2VEC:  # one distillation per teacher and width in a process that trains many variants
+        _MODEL2VEC[key] = distill(model_name=teacher_dir, pca_dims=dim)
+    m2v = _MODEL2VEC[key]
     vectors = np.asarray(m2v.embedding, dtype=np.float32)
     if vectors.shape[1] != dim:  # model2vec cannot PCA to more dimensions than the teacher's width
         raise UserError(f"student.embedding_dim: {dim}, but model2vec of {teacher_dir} gives {vectors.shape[1]}-dim "
