@@ -86,8 +86,8 @@ def test_frozen_teacher_embeddings_stay_fixed(write_config, tmp_path):
 
 
 def test_registry_matches_the_config_student_types():
-    """config.validate checks student.type against STUDENT_TYPES (no students import there); it must name the
+    """validation.validate checks student.type against STUDENT_TYPES (no students import there); it must name the
     registry's keys exactly, or a valid student would be refused / an unknown one pass validation."""
-    from kdnlp.config import STUDENT_TYPES
+    from kdnlp.validation import STUDENT_TYPES
     from kdnlp.students import STUDENTS
     assert tuple(STUDENTS) == STUDENT_TYPES
