@@ -109,3 +109,4 @@ def same_answers(got: list[dict], want: list[dict], tol: float = 1e-5) -> bool:
                 abs(g["probabilities"][k] - w["probabilities"][k]) > tol for k in g["probabilities"])):
             return False
     return True
+

@@ -4,6 +4,7 @@ tokenizer kind a bundle can carry, and serving imports neither torch nor transfo
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_texts
-from runtime_bundles import SHAPES, make_bundle, same_answers
+from runtime_bundles import SHAPES, same_answers
 
 pytest.importorskip("onnxruntime")
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,15 +28,15 @@ def _inputs(shape: str) -> list:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_runtime_answers_equal_predict(shape, tmp_path, tiny_bert):
+def test_runtime_answers_equal_predict(shape, bundles):
     import kdnlp
     from kdnlp.runtime.runtime import Runtime
-    cfg, bundle = make_bundle(shape, tmp_path, tiny_bert)
+    _, bundle = bundles(shape)
     meta = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     assert meta["task"] == SHAPES[shape][0] and set(meta["files"]) >= {"model.onnx"}
     assert meta["parity"]["prediction_agreement"] == 1.0 and (bundle / "README.md").is_file()
     inputs = _inputs(shape)
-    want = kdnlp.load(tmp_path / "out" / "student").predict(inputs)
+    want = kdnlp.load(bundle.parent / "out" / "student").predict(inputs)
     got = Runtime(bundle).predict(inputs)
     assert same_answers(got, want), (got[:2], want[:2])
     if shape == "ner":  # character offsets point at the entity's characters in the text as sent
@@ -43,10 +44,11 @@ def test_runtime_answers_equal_predict(shape, tmp_path, tiny_bert):
         assert spans and all(t[e["char_start"]:e["char_end"]].replace(" ", "") == e["text"] for t, e in spans)
 
 
-def test_bundle_refuses_damage_and_wrong_kind_of_input(tmp_path, tiny_bert):
+def test_bundle_refuses_damage_and_wrong_kind_of_input(tmp_path, bundles):
     from kdnlp.errors import UserError
     from kdnlp.runtime.runtime import BadInput, Runtime
-    _, bundle = make_bundle("siamese", tmp_path, tiny_bert)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundles("siamese")[1], bundle)
     rt = Runtime(bundle)
     with pytest.raises(BadInput, match="sentence pairs"):
         rt.predict(["a single text"])
@@ -60,8 +62,8 @@ def test_bundle_refuses_damage_and_wrong_kind_of_input(tmp_path, tiny_bert):
         Runtime(tmp_path)
 
 
-def test_runtime_process_imports_neither_torch_nor_transformers(tmp_path, tiny_bert):
-    _, bundle = make_bundle("static", tmp_path, tiny_bert)
+def test_runtime_process_imports_neither_torch_nor_transformers(bundles):
+    _, bundle = bundles("static")
     code = ("import sys, json; from kdnlp.runtime.runtime import Runtime; from kdnlp.runtime import server; "
             f"server.create_app(server.ServeSettings(bundle={str(bundle)!r})); "
             f"r = Runtime({str(bundle)!r}).predict(['好棒']); "

@@ -18,7 +18,8 @@ class ServeSettings:
     workers: int = 1                # server processes, each with its own model, queue and batcher
     onnx_threads: int = 0           # onnxruntime intra-op threads per worker; 0: the cores / workers
     max_batch: int = 32             # rows run together in one forward pass
-    max_wait_ms: float = 2.0        # how long the first queued row waits for others to fill its batch
+    max_wait_ms: float = 0.0        # how long a batch waits to fill; 0: it runs at once, and rows arriving
+                                    # while it runs form the next batch (batches fill under load anyway)
     max_queue: int = 256            # rows waiting (queued + running) beyond which /predict answers 503
     max_batch_request: int = 64     # texts in one request beyond which /predict answers 413
     max_text_chars: int = 10_000    # characters in one text beyond which /predict answers 413
