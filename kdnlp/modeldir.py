@@ -47,7 +47,7 @@ def load_model_dir(path: Path, task: str = "classification"):
     """(model, tokenizer, labels) from a directory written by save_model_dir; plain transformers loading."""
     from transformers import AutoConfig
 
-    from .word_tokenizer import WordTokenizer
+    from .students.bilstm import WordTokenizer
     from .students.static_tokenizer import FILE as STATIC_TOKENIZER, StaticTokenizer
     recover_dir(path)  # a save killed between its two renames
     if not (path / "config.json").is_file():
