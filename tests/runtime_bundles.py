@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from conftest import FILLER, NEG_CHARS, POS_CHARS, make_texts
+from test_ner import _ner_file
 
 # name -> (task, data kind, student section, extra data keys)
 SHAPES = {
@@ -45,23 +46,7 @@ def _multilabel(path: Path, n: int, seed: int) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
-def _ner(path: Path, n: int, seed: int) -> None:
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n):
-        for _ in range(rng.randint(3, 9)):
-            kind = rng.random()
-            if kind < 0.2:
-                lines += [f"{rng.choice(POS_CHARS)} B-PER", f"{rng.choice(POS_CHARS)} I-PER"]
-            elif kind < 0.35:
-                lines.append(f"{rng.choice(NEG_CHARS)} B-LOC")
-            else:
-                lines.append(f"{rng.choice(FILLER)} O")
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-WRITERS = {"single": (_single, "json"), "pairs": (_pairs, "tsv"), "multilabel": (_multilabel, "tsv"), "ner": (_ner, "txt")}
+WRITERS = {"single": (_single, "json"), "pairs": (_pairs, "tsv"), "multilabel": (_multilabel, "tsv"), "ner": (_ner_file, "txt")}
 
 
 def make_bundle(shape: str, root: Path, tiny_bert: Path, quantize: bool = False) -> tuple[Path, Path]:

@@ -54,6 +54,9 @@ def test_bundle_refuses_damage_and_wrong_kind_of_input(tmp_path, bundles):
         rt.predict(["a single text"])
     card = (bundle / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\nlibrary_name: kdnlp") and "distillation" in card and "base_model:" in card
+    student = bundles("siamese")[1].parent / "out" / "student"  # the model folder's own card: report.json's metric
+    report = json.loads((student / "report.json").read_text(encoding="utf-8"))
+    assert f"value: {round(report['accuracy'], 4)}" in (student / "README.md").read_text(encoding="utf-8")
     vocab = bundle / "tokenizer.json"
     vocab.write_text(vocab.read_text(encoding="utf-8").replace("[UNK]", "[UNQ]"), encoding="utf-8")
     with pytest.raises(UserError, match="sha256 differs"):

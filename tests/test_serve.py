@@ -171,3 +171,32 @@ def test_sigterm_under_load_answers_every_accepted_request(bundles, tmp_path):
         assert [r.json()["results"][0]["text"] for r in got] == texts
         assert proc.wait(30) in (0, -signal.SIGTERM)
     assert "drained and stopped" in log.read_text()
+
+
+def test_serve_from_config_exports_then_serves_without_torch(bundles, tmp_path):
+    """kdnlp serve --config X --model M: the bundle is exported in-process (torch), then the server replaces the
+    process (exec) and runs without torch: its memory maps no libtorch."""
+    cfg, _ = bundles("bilstm")
+    port, log = _free_port(), tmp_path / "server.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "kdnlp.cli", "serve", "--config", str(cfg), "--model", "student",
+                                 "--quantize", "int8", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                info = httpx.get(f"http://127.0.0.1:{port}/info", timeout=1).json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert info["quantize"] == "int8" and info["pid"] == proc.pid
+        assert (cfg.parent / "out" / "student" / "bundle-int8" / "bundle.json").is_file()
+        maps = Path(f"/proc/{proc.pid}/maps")
+        if maps.exists():
+            assert "libtorch" not in maps.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(15)
