@@ -10,6 +10,7 @@
     runtime.py   Runtime: a bundle loaded once, predict(texts) -> the answers `kdnlp predict` gives
     batcher.py   dynamic batching: an asyncio queue of requests, run together up to max_batch rows / max_wait_ms
     metrics.py   Prometheus text for GET /metrics
+    settings.py  ServeSettings (the serving flags), standard library only
     server.py    `kdnlp serve`: FastAPI + uvicorn, request validation, overload, SIGTERM drain
 
 Nothing here imports torch or transformers (tests/test_runtime.py checks it in a fresh process); the serving
