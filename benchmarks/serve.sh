@@ -33,7 +33,7 @@ for m in $MODELS; do
     bilstm) [ -f "$OUT/bilstm/report.json" ] || python -m kdnlp train-student "${CFG[@]}" ;;
     static) [ -f "$OUT/static/report.json" ] || python -m kdnlp train-student "${CFG[@]}" --set student.type=static \
               --set student.name=static --set student.ngrams=2 --set student.epochs=5 ;;
-    teacher) ;;
+    teacher) [ -f "$OUT/teacher/report.json" ] || python -m kdnlp train-teacher "${CFG[@]}" ;;  # imports teacher.fine_tuned, tests it
   esac
   set_name=(); [ "$m" = static ] && set_name=(--set student.type=static --set student.name=static)
   python -m kdnlp export "${CFG[@]}" "${set_name[@]}" --model "$m" --quantize int8 --bundle "$OUT/$m/bundle-int8"
