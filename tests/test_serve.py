@@ -200,3 +200,15 @@ def test_serve_from_config_exports_then_serves_without_torch(bundles, tmp_path):
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_serve_and_bundle_flags_refuse_bad_values_with_one_line(bundles, tmp_path, capsys):
+    from kdnlp.cli import main
+    cfg, bundle = bundles("bilstm")
+    assert main(["serve", "--bundle", str(tmp_path)]) == 2
+    assert main(["serve", "--bundle", str(bundle), "--max-queue", "8"]) == 2
+    assert main(["export", "--config", str(cfg), "--format", "torchscript", "--bundle", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(":")[0] for line in err] == ["kdnlp"] * 3, err
+    assert "not a serving bundle" in err[0] and "--max-queue 8" in err[1] and "--format onnx" in err[2]
+    assert not (tmp_path / "b").exists()
