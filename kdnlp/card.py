@@ -37,7 +37,10 @@ def teacher_source(cfg) -> str | None:
     return t.fine_tuned or (None if t.outputs else t.pretrained)
 
 
-def model_card(model_dir: Path, cfg, bundle: Path | None = None) -> str:
+def model_card(model_dir: Path, cfg, bundle: Path | None = None, parity: dict | None = None,
+               bench_json: Path | None = None) -> str:
+    """bundle/parity: the card of a bundle (its folder, the export's parity record); bench_json: the results of
+    the `kdnlp bench` run to quote (default <output_dir>/bench.json)."""
     model_dir = Path(model_dir)
     name = model_dir.name
     base = teacher_source(cfg)
@@ -64,9 +67,12 @@ def model_card(model_dir: Path, cfg, bundle: Path | None = None) -> str:
                      f"fine-tuned for `{cfg.task}` with max_length {cfg.data.max_length}.")
     else:
         d, s = cfg.distill, cfg.student
-        lines.append(f"A `{s.type}` student distilled by kdnlp from the teacher {base or '(teacher.outputs)'}: "
-                     f"loss alpha {d.alpha} x gold cross-entropy + T {d.T} x the teacher term ({d.loss}), "
-                     f"{s.epochs} epochs, max_length {cfg.data.max_length}, train data `{cfg.data.train}`.")
+        how = (f"distilled by kdnlp from the teacher {base or '(teacher.outputs)'}: loss alpha {d.alpha} x gold "
+               f"cross-entropy + T {d.T} x the teacher term ({d.loss})" if d.T else
+               f"trained by kdnlp on the gold labels alone (distill.T 0: no teacher term; the teacher {base} gave "
+               "the tokenizer / embeddings)")
+        lines.append(f"A `{s.type}` student {how}, {s.epochs} epochs, max_length {cfg.data.max_length}, train data "
+                     f"`{cfg.data.train}`.")
     lines += ["", "## Test metrics", ""]
     if report:
         n = report.get("n_examples", "?")
@@ -77,11 +83,17 @@ def model_card(model_dir: Path, cfg, bundle: Path | None = None) -> str:
                          f"{r.get('n_params', 0) / 1e6:.1f}M | {r.get('n_examples', n)} |")
     else:
         lines.append("Not evaluated yet (no report.json): run `kdnlp evaluate`.")
-    bench = _read_json(model_dir.parent / "bench.json")
+    if parity:
+        lines += ["", f"Exported file: `{parity['file']}` ({parity['size_bytes'] / 2**20:.1f} MB). Parity with PyTorch on "
+                      f"{parity['n_test']} test rows: predictions agree {parity['prediction_agreement']:.2%}, max |logit "
+                      f"diff| {parity['max_abs_logit_diff']:.2e}, test {parity['metric']} {parity['test_metric_exported']:.4f} "
+                      f"(PyTorch fp32 {parity['test_metric_pytorch']:.4f})."]
+    bench = _read_json(bench_json or model_dir.parent / "bench.json")
     rows = [r for r in bench.get("rows", []) if r.get("model") == name]
     if rows:
-        load = bench.get("machine", {}).get("load_average_at_start", ["?"])[0]
-        lines += ["", f"## Speed (kdnlp bench, {bench.get('device')}, {bench.get('threads')} threads, load {load})", "",
+        load = bench.get("machine", {}).get("load_average_at_start", [float("nan")])[0]
+        lines += ["", f"## Speed (kdnlp bench, {bench.get('device')}, {bench.get('threads')} threads, load average "
+                      f"{load:.2f})", "",
                   "| runtime | latency p50 (batch 1) | examples/s |", "|---|---:|---:|"]
         lines += [f"| {r['runtime']} | {r['latency_ms_p50']:.2f} ms | {r['throughput_examples_per_second']:,.0f} |"
                   for r in rows]
@@ -91,6 +103,6 @@ def model_card(model_dir: Path, cfg, bundle: Path | None = None) -> str:
               f"kdnlp export --config {cfg.source} --model {name} --quantize int8 --bundle {model_dir}/bundle",
               "```", "", "```python", "import kdnlp", f"kdnlp.load({str(model_dir)!r}).predict([\"a text\"])", "```"]
     if bundle:
-        lines += ["", "Without torch (`pip install 'kdnlp[serve]'`):", "", "```python",
+        lines += ["", "Without torch (the serving install of kdnlp's docs/deployment.md):", "", "```python",
                   "from kdnlp.runtime.runtime import Runtime", f"Runtime({str(bundle)!r}).predict([\"a text\"])", "```"]
     return "\n".join(lines) + "\n"

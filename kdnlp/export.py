@@ -202,7 +202,7 @@ def write_export_bundle(trainer, name: str, onnx_path: Path, tokenizer, config, 
     checksum = write_bundle(out, onnx_path=onnx_path, tokenizer=tokenizer, model_config=config, labels=labels,
                             task=trainer.cfg.task, max_length=trainer.cfg.data.max_length, parity=record,
                             model_name=name, base_model=teacher_source(trainer.cfg),
-                            card=model_card(mdir, trainer.cfg, bundle=out))
+                            card=model_card(mdir, trainer.cfg, bundle=out, parity=record))
     print(f"bundle -> {out} (sha256 {checksum[:12]}); serve it: kdnlp serve --bundle {out}")
 
 
