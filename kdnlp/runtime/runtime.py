@@ -6,8 +6,8 @@
 
 Inputs and answers are kdnlp.predictor.Predictor's: classification {"text", "label", "probability",
 "probabilities"}, multilabel {"text", "labels", "probabilities"}, ner {"text", "entities": [{"text", "type",
-"start", "end", "char_start", "char_end"}]}; a pair adds "text_b". Rows are run in length-sorted chunks of
-`batch_size`, each padded to its longest row, as Trainer.predict_logits does.
+"start", "end", "char_start", "char_end"}]}; a pair adds "text_b". Rows are run length-sorted, in chunks of at
+most `batch_size` rows whose padding stays under PADDING_WASTE, each padded to its longest row.
 """
 from __future__ import annotations
 
@@ -25,6 +25,25 @@ SIDES = "sides"  # kdnlp.pairs.SIDES: each text of a pair read on its own (the s
 
 class BadInput(UserError):
     """A request the model cannot answer as given (a pair for a single-text model, or the reverse)."""
+
+
+# A forward pass's padded tokens may exceed its real tokens by this factor: rows are length-sorted and cut into
+# chunks under it. Measured on the int8 SST-2 BiLSTM, random batches of 32 test sentences, 1 thread: 0.65 ms a row
+# padded as one batch, 0.43 under 1.25, 0.37 under 1.1 (an LSTM steps through every padded position).
+PADDING_WASTE = 1.15
+
+
+def length_chunks(lengths: list[int], max_rows: int, waste: float = PADDING_WASTE) -> list[list[int]]:
+    """Row indices, shortest first, in chunks of at most max_rows whose padding stays under `waste`."""
+    chunks, current, real = [], [], 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        n = lengths[i]
+        if current and (len(current) >= max_rows or (len(current) + 1) * n > waste * (real + n)):
+            chunks.append(current)
+            current, real = [], 0
+        current.append(i)
+        real += n
+    return chunks + [current] if current else chunks
 
 
 def _pad(rows: list[list[int]], value: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +102,8 @@ class Runtime:
         else:
             (ids, types), ids_b = e.pairs([t[0] for t in texts], [t[1] for t in texts]), None
         lengths = [len(a) + (len(ids_b[i]) if ids_b else 0) for i, a in enumerate(ids)]
-        order = np.argsort(lengths, kind="stable")
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
+        for index in length_chunks(lengths, batch_size):
             feeds = dict(zip(("input_ids", "attention_mask"), _pad([ids[i] for i in index], e.pad_id)))
             if types is not None:
                 feeds["token_type_ids"] = _pad([types[i] for i in index], 0)[0]
