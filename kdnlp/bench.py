@@ -215,6 +215,9 @@ def bench(trainer, models: list[str], runs: int = 50, examples: int = 1024, batc
     write_text(trainer.out / f"{results}.md", text + "\n")
     print("\n" + text + "\n")
     plot(rows, trainer.task.metric, trainer.out / f"{results}.png")
+    from .card import model_card
+    for name in {r["model"] for r in rows if (trainer.out / r["model"] / "report.json").is_file()}:  # cards quote speed
+        write_text(trainer.out / name / "README.md", model_card(trainer.out / name, cfg, bench_json=trainer.out / f"{results}.json"))
     print(f"bench: wrote {trainer.out / f'{results}.json'} and {trainer.out / f'{results}.md'}")
     return result
 

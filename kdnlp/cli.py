@@ -27,6 +27,7 @@ COMMANDS = {
     "fastbert-speeds": "FastBERT student: accuracy, examples/s and mean layers on test (or --split dev) for each --speeds value",
     "config": "print the resolved config (every default filled in) as YAML; runs write it to <output_dir>/config.resolved.yaml",
     "frontier": "train several students against one cached teacher, measure each, name the one to deploy -> frontier.md/.json/.png",
+    "serve": "serve a model over HTTP without torch: --bundle DIR, or --model M of --config X (exported first)",
     "plot": "train-loss and dev-metric curves of every model in <output_dir> (train_log.json) -> <output_dir>/curves.png",
 }
 
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--speeds", default="0,0.1,0.3,0.5,0.8", help="comma-separated exit thresholds")
             p.add_argument("--split", choices=("dev", "test"), default="test",
                            help="pick the speed on dev; report it on test (default test)")
-        if name in ("evaluate", "predict", "export", "fastbert-speeds"):
+        if name in ("evaluate", "predict", "export", "fastbert-speeds", "serve"):
             p.add_argument("--model", default="student",
                            help="teacher, or a student's name (student.name; default student)")
         if name == "augment":
@@ -80,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
             p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization of the weights")
             p.add_argument("--examples", type=int, help="parity check on the first N test rows (default all)")
+            p.add_argument("--bundle", metavar="DIR", help="also write a serving bundle (kdnlp serve --bundle DIR)")
+        if name == "serve":  # the serving flags (kdnlp/runtime/settings.py)
+            from .runtime.settings import add_serve_arguments
+            add_serve_arguments(p)
+            p.add_argument("--quantize", choices=["int8"], help="with --config: serve the int8 export")
         if name in ("cache-logits", "bench"):
             p.add_argument("--fixed-padding", action="store_true",
                            help="pad every example to data.max_length in file order (the slow way, for comparison)")
@@ -161,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress lines reach log files as they happen
     try:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if args.command == "serve" and args.bundle:  # torch-free from here on: kdnlp/runtime/
+            from .runtime.server import serve
+            from .runtime.settings import settings_from_args
+            serve(settings_from_args(args))
+            return 0
         from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
@@ -210,7 +221,15 @@ def main(argv: list[str] | None = None) -> int:
             _predict(trainer, args)
         elif args.command == "export":
             from .export import export
-            export(trainer, args.model, args.format, args.quantize, args.examples)
+            export(trainer, args.model, args.format, args.quantize, args.examples, args.bundle)
+        elif args.command == "serve":  # export a bundle here, then serve it from a fresh, torch-free process
+            from .export import export
+            from .runtime.settings import settings_from_args, to_argv
+            settings = settings_from_args(args)
+            settings.bundle = str(trainer.out / args.model / ("bundle-int8" if args.quantize else "bundle"))
+            export(trainer, args.model, "onnx", args.quantize, None, settings.bundle)
+            sys.stdout.flush()
+            os.execv(sys.executable, [sys.executable, "-m", "kdnlp.runtime.server", *to_argv(settings)])
         elif args.command == "bench":
             from .bench import bench, init_untrained
             if args.init_untrained:

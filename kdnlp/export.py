@@ -136,10 +136,14 @@ def flat_logits(logits) -> np.ndarray:
     return logits.flat if isinstance(logits, TokenLogits) else logits
 
 
-def export(trainer, name: str, fmt: str, quantize: str | None = None, max_examples: int | None = None) -> dict:
-    """Export <output_dir>/<name>, check it against PyTorch on test (or its first max_examples rows), record it."""
+def export(trainer, name: str, fmt: str, quantize: str | None = None, max_examples: int | None = None,
+           bundle: str | Path | None = None) -> dict:
+    """Export <output_dir>/<name>, check it against PyTorch on test (or its first max_examples rows), record it.
+    bundle: also write a serving bundle folder there (kdnlp/runtime/bundle.py)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: use onnx or torchscript")
+    if bundle is not None and fmt != "onnx":
+        raise UserError("--bundle: a serving bundle holds an ONNX model; use --format onnx (the default)")
     if quantize not in (None, "int8"):
         raise UserError(f"--quantize {quantize}: only int8 is supported")
     mdir = trainer.out / name
@@ -185,7 +189,21 @@ def export(trainer, name: str, fmt: str, quantize: str | None = None, max_exampl
           f"predictions agree {record['prediction_agreement']:.2%}; test {record['metric']}: "
           f"pytorch fp32 {record['test_metric_pytorch']:.4f}, {path.name} {record['test_metric_exported']:.4f}"
           + ("" if record["trained"] else " (untrained model: metrics meaningless)"))
+    if bundle is not None:
+        write_export_bundle(trainer, name, path, tokenizer, model.config, labels, record, Path(bundle))
     return record
+
+
+def write_export_bundle(trainer, name: str, onnx_path: Path, tokenizer, config, labels: list[str], record: dict,
+                        out: Path) -> None:
+    from .card import model_card, teacher_source
+    from .runtime.bundle import write_bundle
+    mdir = trainer.out / name
+    checksum = write_bundle(out, onnx_path=onnx_path, tokenizer=tokenizer, model_config=config, labels=labels,
+                            task=trainer.cfg.task, max_length=trainer.cfg.data.max_length, parity=record,
+                            model_name=name, base_model=teacher_source(trainer.cfg),
+                            card=model_card(mdir, trainer.cfg, bundle=out, parity=record))
+    print(f"bundle -> {out} (sha256 {checksum[:12]}); serve it: kdnlp serve --bundle {out}")
 
 
 def is_trained(model_dir: Path) -> bool:

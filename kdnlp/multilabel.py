@@ -24,6 +24,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from .data import EncodedSplit, Example, Splits, infer_labels, load_splits, row_extras
 from .errors import UserError
 from .losses import DistillLoss
+from .runtime.decode import sigmoid  # torch-free: the serving runtime thresholds with it too
 
 if TYPE_CHECKING:
     from .config import DataConfig
@@ -208,10 +209,6 @@ def init_prior_bias(model, label_sets, n_labels: int) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------- thresholds and metrics
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
-
 
 def choose_thresholds(probs: np.ndarray, gold: np.ndarray, mode: str, min_positives: int = 0) -> np.ndarray:
     """Per-label thresholds (one value repeated for `global`) maximising F1 on (probs, gold) over GRID.

@@ -16,6 +16,7 @@ import torch
 from .config import DataConfig
 from .data import EncodedSplit, Splits, _read_text, read_labels_file, split_specs
 from .errors import UserError
+from .runtime.encoders import word_windows  # torch-free: the serving runtime windows NER texts the same way
 
 IGNORE = -100
 
@@ -141,19 +142,14 @@ class EncodedTagSplit(EncodedSplit):
         word_ids = dict(zip(words, tokenizer([prefix + w for w in words], add_special_tokens=False)["input_ids"])) if words else {}
         for e_idx, ex in enumerate(examples):
             pieces = [word_ids[w] or [tokenizer.unk_token_id] for w in ex.tokens]
-            start = 0
-            while start < len(pieces) or (start == 0 and not pieces):
-                ids, labs, end = [cls_id], [IGNORE], start
-                while end < len(pieces) and (end == start or len(ids) - 1 + len(pieces[end]) <= budget):
-                    piece = pieces[end][:budget]  # a single word longer than the window keeps its first subwords
-                    ids += piece
-                    labs += [ex.tags[end]] + [IGNORE] * (len(piece) - 1)
-                    end += 1
-                self.ids.append(ids + [sep_id])
-                labels.append(labs + [IGNORE])
+            for ids, firsts, start in word_windows(pieces, cls_id, sep_id, budget):
+                labs = [IGNORE] * len(ids)
+                for k, position in enumerate(firsts):
+                    labs[position] = ex.tags[start + k]
+                self.ids.append(ids)
+                labels.append(labs)
                 self.row_example.append(e_idx)
                 self.row_word.append(start)
-                start = end if end > start else start + 1
         self.labels = labels
         self.lengths = np.array([len(x) for x in self.ids])
         self.pad_id = tokenizer.pad_token_id or 0
@@ -236,7 +232,7 @@ def realign_word_logits(logits: TokenLogits, data: EncodedTagSplit) -> TokenLogi
     return TokenLogits(logits.flat, offsets)
 
 
-# ---------------------------------------------------------------- metrics and entities
+# ---------------------------------------------------------------- metrics (entities: kdnlp/runtime/decode.py)
 
 def entity_metrics(gold: list[list[int]], pred: list[list[int]], labels: list[str]) -> dict:
     """Entity-level (strict IOB2) P/R/F1 with seqeval: micro `f1`, `precision`, `recall`, `macro_f1`, `per_type`."""
@@ -260,18 +256,3 @@ def format_entity_report(gold, pred, labels) -> str:
     from seqeval.scheme import IOB2
     return classification_report([[labels[t] for t in s] for s in gold], [[labels[t] for t in s] for s in pred],
                                  mode="strict", scheme=IOB2, digits=4, zero_division=0)
-
-
-def entities(tokens: list[str], tags: list[str]) -> list[dict]:
-    """Entity spans (word offsets, end exclusive) from IOB2 tags; a stray I- starts an entity."""
-    out, cur = [], None
-    for i, tag in enumerate(tags + ["O"]):
-        if cur and (tag == "O" or tag.startswith("B-") or tag[2:] != cur["type"]):
-            cur["end"] = i
-            out.append(cur)
-            cur = None
-        if tag != "O" and cur is None:
-            cur = {"type": tag[2:], "start": i}
-    for e in out:
-        e["text"] = ("" if all(len(t) == 1 for t in tokens[e["start"]:e["end"]]) else " ").join(tokens[e["start"]:e["end"]])
-    return out

@@ -356,6 +356,8 @@ class Trainer(Inference, PipelineSteps):
                   "processes": self.accelerator.num_processes}
         if self.is_main:
             write_json(mdir / "report.json", report)
+            from .card import model_card
+            write_text(mdir / "README.md", model_card(mdir, self.cfg))  # the model card, with these test metrics
         return report
 
     def preflight(self, command: str = "distill") -> None:

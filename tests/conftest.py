@@ -76,3 +76,19 @@ def write_config(tmp_path, tiny_bert, tiny_data):
         path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
         return path
     return write
+
+
+_BUNDLES: dict = {}
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory, tiny_bert):
+    """bundles(shape) -> (config, serving bundle dir) of a tiny trained student (tests/runtime_bundles.py SHAPES),
+    each built once per session for tests/test_runtime.py and tests/test_serve.py; a test that changes one copies it."""
+    from runtime_bundles import make_bundle
+
+    def get(shape: str):
+        if shape not in _BUNDLES:
+            _BUNDLES[shape] = make_bundle(shape, tmp_path_factory.mktemp(f"bundle_{shape}"), tiny_bert)
+        return _BUNDLES[shape]
+    return get

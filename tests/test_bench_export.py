@@ -104,6 +104,8 @@ def test_onnx_export_parity_int8_and_bench(trained, tmp_path, capsys):
     assert result["rows"][3]["test_metric"] == report["accuracy"]
     assert result["rows"][5]["test_metric"] == _records(root, "student")["model.int8.onnx"]["test_metric_exported"]
     assert result["threads"] == 1 and result["settings"]["throughput_examples"] == 40 and result["complete"] is True
+    card = (root / "student" / "README.md").read_text()  # the model card now quotes the measured speed
+    assert "## Speed (kdnlp bench" in card and "| onnxruntime int8 |" in card and "library_name: kdnlp" in card
     cache = result["cache_pass"]
     assert cache["examples"] == 48 and cache["fixed_padded_tokens"] == 48 * 32
     assert cache["sorted_dynamic_padded_tokens"] < cache["fixed_padded_tokens"] and cache["max_abs_logit_diff"] < 1e-4

@@ -10,8 +10,9 @@ from kdnlp.cli import main
 from kdnlp.config import DataConfig, DistillConfig
 from kdnlp.errors import UserError
 from kdnlp.losses import DistillLoss
-from kdnlp.ner import (IGNORE, EncodedTagSplit, TagExample, TokenLogits, entities, entity_metrics, iob1_to_iob2,
+from kdnlp.ner import (IGNORE, EncodedTagSplit, TagExample, TokenLogits, entity_metrics, iob1_to_iob2,
                        load_ner_splits, read_column_file)
+from kdnlp.runtime.decode import entities
 
 from conftest import FILLER, NEG_CHARS, POS_CHARS, SHARED_DATA
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `kdnlp serve` under load on this machine, beside `kdnlp bench`'s in-process figure for the same file (issue 24).
+#   1. Models on SST-2 (English, max_length 64): a BiLSTM (teacher embeddings) and a static student, each trained
+#      briefly on 2,000 train rows alone (alpha 1, T 0: no teacher logits needed), and the fine-tuned MiniLM teacher
+#      itself ($TEACHER). MODELS picks which (default "bilstm static teacher").
+#   2. Per model: kdnlp export --quantize int8 --bundle (parity on the 872 test sentences), kdnlp bench --threads 1
+#      (in-process examples/s at batch 64 and batch-1 latency of the int8 ONNX file), then the real server
+#      (1 worker, 1 onnxruntime thread) on 127.0.0.1 driven by benchmarks/serve_load.py: one SST-2 test sentence
+#      per request, concurrency 1, 8, 32, 128, $SECONDS_PER_LEVEL s each; requests/s, p50/p95/p99, errors, RSS.
+#   3. The RSS of a torch-based `kdnlp predict` process on the same model, for comparison with the server's.
+# Environment: DATA (default data: sst2/train.tsv, sst2/dev.tsv), TEACHER (a fine-tuned SST-2 teacher dir, default
+# saved_dict/sst2_t12k/teacher), OUT (default saved_dict/serve_bench), MODELS, SECONDS_PER_LEVEL (default 10),
+# PORT (default 18080). Results: $OUT/serve_<model>.json (load levels), $OUT/bench_serve.{json,md}, printed table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-data}; TEACHER=${TEACHER:-saved_dict/sst2_t12k/teacher}; OUT=${OUT:-saved_dict/serve_bench}
+MODELS=${MODELS:-bilstm static teacher}; SECONDS_PER_LEVEL=${SECONDS_PER_LEVEL:-10}; PORT=${PORT:-18080}
+mkdir -p "$OUT"
+cat > "$OUT/config.yaml" <<EOF
+data: {train: $DATA/sst2/train.tsv, test: $DATA/sst2/dev.tsv, max_length: 64, max_train_examples: 2000}
+teacher: {fine_tuned: $TEACHER}
+student: {type: bilstm, name: bilstm, epochs: 2, batch_size: 32}
+distill: {alpha: 1.0, T: 0.0}
+train: {device: cpu, seed: 1}
+output_dir: $OUT
+EOF
+CFG=(--config "$OUT/config.yaml")
+python -c "import onnxruntime, fastapi, uvicorn, platform; print('onnxruntime', onnxruntime.__version__, '| fastapi', fastapi.__version__, '| uvicorn', uvicorn.__version__, '|', platform.machine())"
+nproc; uptime
+
+for m in $MODELS; do
+  case $m in
+    bilstm) [ -f "$OUT/bilstm/report.json" ] || python -m kdnlp train-student "${CFG[@]}" ;;
+    static) [ -f "$OUT/static/report.json" ] || python -m kdnlp train-student "${CFG[@]}" --set student.type=static \
+              --set student.name=static --set student.ngrams=2 --set student.epochs=5 ;;
+    teacher) [ -f "$OUT/teacher/report.json" ] || python -m kdnlp train-teacher "${CFG[@]}" ;;  # imports teacher.fine_tuned, tests it
+  esac
+  set_name=(); [ "$m" = static ] && set_name=(--set student.type=static --set student.name=static)
+  python -m kdnlp export "${CFG[@]}" "${set_name[@]}" --model "$m" --quantize int8 --bundle "$OUT/$m/bundle-int8"
+  echo "load: $(uptime)"
+  python -m kdnlp bench "${CFG[@]}" "${set_name[@]}" --models "$m" --threads 1 --runs 20 --examples 872 --results "bench_$m"
+  python -m kdnlp serve --bundle "$OUT/$m/bundle-int8" --port "$PORT" --onnx-threads 1 --max-batch 32 --max-wait-ms 0 \
+    --max-queue 4096 > "$OUT/serve_$m.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 120); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.5; done
+  echo "load: $(uptime)"
+  python benchmarks/serve_load.py --url "http://127.0.0.1:$PORT" --texts "$DATA/sst2/dev.tsv" --pid "$SERVER" \
+    --concurrency 1,8,32,128 --seconds "$SECONDS_PER_LEVEL" --out "$OUT/serve_$m.json"
+  echo "load: $(uptime)"
+  kill -TERM "$SERVER"; wait "$SERVER" || true
+  # the torch-based alternative: one kdnlp predict process on the same model, its peak RSS
+  python - "$m" "${CFG[@]}" "${set_name[@]}" <<'EOF'
+import resource, subprocess, sys
+m, rest = sys.argv[1], sys.argv[2:]
+subprocess.run([sys.executable, "-m", "kdnlp", "predict", *rest, "--model", m, "a gripping, funny film"], check=True,
+               stdout=subprocess.DEVNULL)
+print(f"kdnlp predict ({m}, torch) peak RSS: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
+EOF
+done
+python - "$OUT" $MODELS <<'EOF'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+print("| model | in-process int8 ONNX ex/s (batch 64, 1 thread) | concurrency | served req/s | served / in-process | p50 / p95 / p99 ms | errors | server RSS (peak) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for m in sys.argv[2:]:
+    bench = json.loads((out / f"bench_{m}.json").read_text())
+    row = next(r for r in bench["rows"] if r["file"].endswith("model.int8.onnx"))
+    for lv in json.loads((out / f"serve_{m}.json").read_text()):
+        print(f"| {m} | {row['throughput_examples_per_second']:,.0f} | {lv['concurrency']} | {lv['requests_per_second']:,.0f} "
+              f"| {lv['requests_per_second'] / row['throughput_examples_per_second']:.0%} "
+              f"| {lv['p50_ms']} / {lv['p95_ms']} / {lv['p99_ms']} | {sum(lv['errors'].values())} "
+              f"| {lv.get('rss_mb', '?')} MB ({lv.get('peak_rss_mb', '?')}) |")
+EOF
+uptime
