@@ -112,7 +112,7 @@ def main() -> None:
         systems[f"{name}: predict, generic path (before the fast path)"] = (generic.predict, None)
 
     # the two tokenizers a static student can use, on the same texts
-    from kdnlp.students.static_tokenizer import StaticTokenizer
+    from kdnlp.tokenization.static import StaticTokenizer
     from kdnlp.teacher import load_tokenizer, resolve_pretrained
     words = StaticTokenizer.build_words([e.text for e in splits.train], ngrams=2, buckets=20000)
     systems["tokenizer: own words + bigram hashing"] = (lambda texts: words(texts, max_length=64), None)

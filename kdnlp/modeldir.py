@@ -48,7 +48,7 @@ def load_model_dir(path: Path, task: str = "classification"):
     from transformers import AutoConfig
 
     from .students.bilstm import WordTokenizer
-    from .students.static_tokenizer import FILE as STATIC_TOKENIZER, StaticTokenizer
+    from .tokenization.static import FILE as STATIC_TOKENIZER, StaticTokenizer
     from .students.word_bilstm import FILE as WORD_TAGGER_FILE, WordTagTokenizer
     recover_dir(path)  # a save killed between its two renames
     if not (path / "config.json").is_file():

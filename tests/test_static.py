@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kdnlp.students.static import StaticConfig, StaticForSequenceClassification, pca
-from kdnlp.students.static_tokenizer import StaticTokenizer
+from kdnlp.tokenization.static import StaticTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["A gripping, funny film!", "dull and far too long", "不好看 的 电影", "unseenword gripping"]
@@ -42,7 +42,7 @@ def test_hashing_is_stable_across_processes(tmp_path):
     """The n-gram ids must not depend on the process (Python's str hash is salted per process)."""
     tok = StaticTokenizer.build_words(TEXTS[:2], ngrams=3, buckets=1009)
     tok.save_pretrained(tmp_path)
-    code = ("import json, sys; from kdnlp.students.static_tokenizer import StaticTokenizer; "
+    code = ("import json, sys; from kdnlp.tokenization.static import StaticTokenizer; "
             f"print(json.dumps(StaticTokenizer.from_pretrained(sys.argv[1])({TEXTS!r})['input_ids']))")
     outs = []
     for seed in ("1", "2"):

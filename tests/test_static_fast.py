@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kdnlp.students.static import StaticConfig, StaticForSequenceClassification
-from kdnlp.students.static_tokenizer import StaticTokenizer
+from kdnlp.tokenization.static import StaticTokenizer
 
 TRAIN = ["A gripping, funny film!", "dull and far too long", "不好看 的 电影", "a film , a long film", "ΑΣ ΣΑΣ"]
 # unknown words, an empty text, only-unknown text, CJK, Greek final sigma, a NUL, a text longer than max_length
@@ -80,7 +80,7 @@ def test_ascii_regex_splits_ascii_text_as_the_full_one():
     """split_words takes ASCII_WORD_RE for ASCII texts: it must give WORD_RE's tokens on every ASCII character."""
     import random
 
-    from kdnlp.students.static_tokenizer import ASCII_WORD_RE, WORD_RE, split_words
+    from kdnlp.tokenization.static import ASCII_WORD_RE, WORD_RE, split_words
     every = "".join(map(chr, range(128)))
     rng = random.Random(0)
     texts = [every, "a\x1cb\x1f c_d9-e's", *("".join(rng.choice(every) for _ in range(30)) for _ in range(200))]

@@ -32,8 +32,8 @@ CARD_FILE = "README.md"
 
 def _tokenizer_files(tokenizer, tmp: Path) -> dict:
     """Write the tokenizer into `tmp`; its bundle.json entry."""
-    from ..students.static_tokenizer import StaticTokenizer
-    from ..word_tokenizer import WordTokenizer
+    from ..tokenization.static import StaticTokenizer
+    from ..tokenization.words import WordTokenizer
     if isinstance(tokenizer, StaticTokenizer):
         tokenizer.save_pretrained(tmp)
         return {"kind": STATIC, "pad_id": tokenizer.pad_token_id}

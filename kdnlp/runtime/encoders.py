@@ -3,8 +3,8 @@
 Three tokenizers a bundle can carry (bundle.json "tokenizer"."kind"):
     tokenizer.json  the teacher's (or a BERT-style student's) fast tokenizer, read by the `tokenizers` library:
                     what transformers' tokenizer(texts, truncation=True, max_length=...) runs underneath
-    words           the BiLSTM's own word vocabulary (kdnlp/word_tokenizer.py; jieba for Chinese)
-    static          the static student's words / WordPiece + hashed n-grams (kdnlp/students/static_tokenizer.py)
+    words           the BiLSTM's own word vocabulary (kdnlp/tokenization/words.py; jieba for Chinese)
+    static          the static student's words / WordPiece + hashed n-grams (kdnlp/tokenization/static.py)
 
 Every encoder gives single(texts) -> ids and pairs(a, b) -> (ids, token types), truncated to max_length as
 kdnlp.data.encode / kdnlp.pairs.encode_pairs do; tokenizer.json also gives NER word windows (ner_rows), as
@@ -12,8 +12,6 @@ kdnlp.ner.EncodedTagSplit builds them (word_windows is that class's own loop).
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -91,27 +89,15 @@ class CallableEncoder:
         raise UserError("NER bundles carry a tokenizer.json (a word-vocabulary tokenizer has no [CLS]/[SEP])")
 
 
-def _static_tokenizer_class():
-    """kdnlp/students/static_tokenizer.py, loaded from its file: the module itself is pure Python, but importing it
-    as kdnlp.students.static_tokenizer would run kdnlp/students/__init__.py, which imports every student (torch)."""
-    name = "kdnlp_runtime_static_tokenizer"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "students" / "static_tokenizer.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].StaticTokenizer
-
-
 def make_encoder(bundle_dir: Path, spec: dict, max_length: int):
     kind = spec["kind"]
     if kind == TOKENIZER_JSON:
         return TokenizerJsonEncoder(bundle_dir / "tokenizer.json", spec, max_length)
     if kind == WORDS:
-        from ..word_tokenizer import WordTokenizer
+        from ..tokenization.words import WordTokenizer
         return CallableEncoder(WordTokenizer.from_pretrained(bundle_dir), max_length)
     if kind == STATIC:
-        return CallableEncoder(_static_tokenizer_class().from_pretrained(bundle_dir), max_length)
+        from ..tokenization.static import StaticTokenizer
+        return CallableEncoder(StaticTokenizer.from_pretrained(bundle_dir), max_length)
     raise UserError(f"{bundle_dir}: tokenizer kind {kind!r} is not one this kdnlp reads ({TOKENIZER_JSON}, {WORDS}, "
                     f"{STATIC}); re-export the bundle with this version")

@@ -19,7 +19,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoMo
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 
 from ..errors import UserError
-from ..word_tokenizer import WordTokenizer  # torch-free, for the serving runtime; built here
+from ..tokenization.words import WordTokenizer  # torch-free, for the serving runtime; built here
 
 
 class BiLSTMConfig(PretrainedConfig):

@@ -11,7 +11,7 @@ Embeddings (student.embeddings):
   teacher    the teacher's input embeddings, reduced by PCA to embedding_dim (over the teacher's vocabulary);
   model2vec  model2vec's distillation of the teacher's encoder (the optional `model2vec` package): every
              vocabulary token's contextual mean vector, PCA-reduced to embedding_dim by model2vec itself.
-The tokenizer is static_tokenizer.StaticTokenizer: words of its own (student.tokenize: auto|words), or the
+The tokenizer is kdnlp.tokenization.static.StaticTokenizer: words of its own (student.tokenize: auto|words), or the
 teacher's WordPiece (teacher). With the words tokenizer, teacher / model2vec vectors are mapped onto the words: a
 word's vector is the mean of its WordPiece pieces' (words_from_pieces).
 """
@@ -28,7 +28,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, Pretrai
 
 from ..errors import UserError
 from .bilstm import pair_features, read_word2vec
-from .static_tokenizer import StaticTokenizer
+from ..tokenization.static import StaticTokenizer
 
 SIF_A = 1e-3  # Arora et al. (2017): weight a / (a + p(w)); frequent words count less
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
 class WordTokenizer:
@@ -38,7 +38,7 @@ class WordTokenizer:
 
     @classmethod
     def build(cls, texts: list[str], max_words: int = 200_000) -> "WordTokenizer":
-        from .data import is_chinese  # training only: kdnlp.data imports torch
+        from ..data import is_chinese  # training only: kdnlp.data imports torch
         chinese = any(is_chinese(t) for t in texts[:200])
         tok = cls(["[PAD]", "[UNK]"], chinese)
         counts: dict[str, int] = {}
