@@ -10,7 +10,7 @@
 #   3. The RSS of a torch-based `kdnlp predict` process on the same model, for comparison with the server's.
 # Environment: DATA (default data: sst2/train.tsv, sst2/dev.tsv), TEACHER (a fine-tuned SST-2 teacher dir, default
 # saved_dict/sst2_t12k/teacher), OUT (default saved_dict/serve_bench), MODELS, SECONDS_PER_LEVEL (default 10),
-# PORT (default 18080). Results: $OUT/serve_<model>.json (load levels), $OUT/bench_serve.{json,md}, printed table.
+# PORT (default 18080), and the server's ONNX_THREADS (1), MAX_BATCH (32), MAX_WAIT_MS (0). Results: $OUT/serve_<model>.json (load levels), $OUT/bench_serve.{json,md}, printed table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data}; TEACHER=${TEACHER:-saved_dict/sst2_t12k/teacher}; OUT=${OUT:-saved_dict/serve_bench}
@@ -39,7 +39,7 @@ for m in $MODELS; do
   python -m kdnlp export "${CFG[@]}" "${set_name[@]}" --model "$m" --quantize int8 --bundle "$OUT/$m/bundle-int8"
   echo "load: $(uptime)"
   python -m kdnlp bench "${CFG[@]}" "${set_name[@]}" --models "$m" --threads 1 --runs 20 --examples 872 --results "bench_$m"
-  python -m kdnlp serve --bundle "$OUT/$m/bundle-int8" --port "$PORT" --onnx-threads 1 --max-batch 32 --max-wait-ms 0 \
+  python -m kdnlp serve --bundle "$OUT/$m/bundle-int8" --port "$PORT" --onnx-threads ${ONNX_THREADS:-1} --max-batch ${MAX_BATCH:-32} --max-wait-ms ${MAX_WAIT_MS:-0} \
     --max-queue 4096 > "$OUT/serve_$m.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 120); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.5; done
