@@ -262,3 +262,17 @@ def test_mixed_split_collates_pairs_with_pile_rows_unlabelled(tiny_bert, tmp_pat
     assert "token_type_ids" in batch and batch["token_type_ids"][0].sum() > 0
     logits = MixedLogits(np.array([[0, 0], [9, 9]], np.float32), pile, store.sha)
     assert logits[np.array([3, 0, 2])].tolist() == [[3, 4], [0, 0], [1, 2]]
+
+
+def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
+    """pyarrow is an optional extra: a .parquet pile without it is a UserError naming the file and the install."""
+    import sys
+    from kdnlp.config import DataConfig
+    from kdnlp.errors import UserError
+    from kdnlp.transfer.sources import check_files
+    pile = tmp_path / "pile.parquet"
+    pile.write_bytes(b"PAR1 not really")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)          # import pyarrow.parquet -> ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(UserError, match=r"pile\.parquet: reading \.parquet needs pyarrow: pip install 'kdnlp\[parquet\]'"):
+        check_files([str(pile)], DataConfig(train="x"), pairs=False)

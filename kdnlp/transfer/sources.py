@@ -154,7 +154,11 @@ def check_files(specs, cfg, pairs: bool) -> list[Path]:
     files = resolve(specs)
     for path in files:
         if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
+            try:
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise UserError(f"data.unlabeled: {path}: reading .parquet needs pyarrow: pip install "
+                                f"'kdnlp[parquet]' (or pyarrow), or give the texts as .txt/.jsonl") from None
             try:
                 schema = pq.read_schema(path)
             except Exception as e:  # pyarrow raises ArrowInvalid and friends for a non-parquet file
