@@ -197,32 +197,11 @@ class TokenLogits:
         return np.concatenate([self.row(int(r)) for r in index])
 
 
-def align_word_logits(logits: TokenLogits, source: EncodedTagSplit, target: EncodedTagSplit) -> TokenLogits:
-    """Per-word vectors cut by `source`'s windows (e.g. the teacher's cache) re-cut to `target`'s windows (the
-    student's, under its own tokenizer): word i of an example keeps its own vector whatever either tokenizer does
-    with it, because both splits give every word exactly one labelled position (its first sub-token)."""
-    if source.row_example == target.row_example and source.row_word == target.row_word:
-        return logits  # the same windows: the same tokenizer, or sentences that fit both budgets whole
-    n_words = [len(tags) for tags in target.gold]
-    words: list[list[np.ndarray]] = [[] for _ in range(source.n_examples)]
-    for r in range(len(logits)):
-        words[source.row_example[r]].append(logits.row(r))
-    width = logits.flat.shape[1]
-    per_example = [np.concatenate(w) if w else np.zeros((0, width), np.float32) for w in words]
-    if [len(v) for v in per_example] != n_words:
-        raise ValueError("align_word_logits: the source rows do not hold one vector per word of the same examples")
-    rows = []
-    for r, (e, start) in enumerate(zip(target.row_example, target.row_word)):
-        same = r + 1 < len(target.row_example) and target.row_example[r + 1] == e
-        end = target.row_word[r + 1] if same else n_words[e]
-        rows.append(per_example[e][start:end])
-    return TokenLogits.from_rows(rows, width)
-
-
 def realign_word_logits(logits: TokenLogits, data: EncodedTagSplit) -> TokenLogits:
     """Teacher logits re-cut into `data`'s rows. The cache holds one row per word, in example then word order,
-    whatever windows the teacher's tokenizer made; a student with other windows (its own words: word_bilstm)
-    has the same words in the same order, so only the row offsets change."""
+    whatever windows the teacher's tokenizer made; a student with other windows (its own words: word_bilstm; its
+    own tokenizer: student.type pretrained) labels the same words in the same order, one position each (the first
+    sub-token), so only the row offsets change: the teacher's tokenizer is not needed."""
     counts = [sum(1 for t in lab if t != IGNORE) for lab in data.labels]
     if sum(counts) != len(logits.flat):
         raise UserError(f"the teacher's logit cache has {len(logits.flat)} word rows but the training split has "

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import EncodedSplit, Example, is_chinese, load_splits
-from .ner import (EncodedTagSplit, TagExample, TokenLogits, align_word_logits, entity_metrics, format_entity_report,
-                  load_ner_splits)
+from .ner import EncodedTagSplit, TagExample, TokenLogits, entity_metrics, format_entity_report, load_ner_splits
 from .losses import DistillLoss, cross_entropy_loss
 from .multilabel import MultiLabel
 from .pairs import JOINT
@@ -69,14 +68,6 @@ class Ner(Task):
         # single word sequences only: pair_input does not apply. A word-level tagger's tokenizer names its own
         # split class (students/word_bilstm.py: rows that also carry each word's characters)
         return getattr(tokenizer, "tag_split_class", EncodedTagSplit)(examples, tokenizer, max_length)
-
-    @staticmethod
-    def align_teacher_logits(logits: TokenLogits, examples, teacher_tokenizer, student_tokenizer,
-                             max_length: int) -> TokenLogits:
-        """The teacher's cache (one vector per word, in the teacher's windows) cut into the windows of a student
-        with another tokenizer (student.type: pretrained, a BiLSTM's own student.tokenizer)."""
-        return align_word_logits(logits, EncodedTagSplit(examples, teacher_tokenizer, max_length),
-                                 EncodedTagSplit(examples, student_tokenizer, max_length))
 
     @staticmethod
     def score(logits: TokenLogits, data: EncodedTagSplit, labels: list[str], config=None) -> float:

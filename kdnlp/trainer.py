@@ -308,9 +308,6 @@ class Trainer(Inference, PipelineSteps):
                   + (" (and no augmented or data.unlabeled rows: they only carry the teacher term)"
                      if cfg.augment.enabled or cfg.data.unlabeled else ""))
         model, tokenizer = self.build_student()
-        if teacher_logits is not None and hasattr(self.task, "align_teacher_logits"):  # NER: per-word vectors
-            teacher_logits = self.task.align_teacher_logits(teacher_logits, train_examples or self.splits.train,
-                                                            self.teacher_tokenizer(), tokenizer, cfg.data.max_length)
         hp = cfg.student
         print(f"student: {cfg.student.type} ({model.num_parameters() / 1e6:.2f}M parameters), "
               f"loss = {cfg.distill.alpha}*{'BCE' if cfg.task == 'multilabel' else 'CE'} + {cfg.distill.T}*{cfg.distill.loss}"

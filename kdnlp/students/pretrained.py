@@ -8,7 +8,7 @@ new unless the checkpoint's own head names the data's labels (the teacher.pretra
 
 Why its own tokenizer works: Trainer.fit tokenises the student's batches with the tokenizer build() returns, and
 the teacher's cached logits are per example (classification, pairs, multi-label), so they apply as they are. NER's
-cache is one vector per word, re-cut to the student's windows by ner.align_word_logits. The student is saved with
+cache is one vector per word, re-cut to the student's windows by ner.realign_word_logits (in Trainer.fit). The student is saved with
 its own tokenizer (save_pretrained), so predict, kdnlp.load, export and bench read it like any other model.
 """
 from __future__ import annotations
