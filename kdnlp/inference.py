@@ -4,6 +4,7 @@
     eval_tokens      the token budget of an inference batch (train.eval_tokens; auto: 65536 on CUDA)
     prefetch_depth   batches collated ahead in a background thread (auto: 2 on CUDA, 0 on the CPU)
     predict_logits   logits for every row of an encoded split, in row order
+    forward_batches  the one forward loop under it (also the data.unlabeled / kdnlp label pass: transfer/cache_pass.py)
 """
 from __future__ import annotations
 
@@ -58,7 +59,6 @@ class Inference:
         shard = (0, 1) if local else (self.accelerator.process_index, self.accelerator.num_processes)
         cuda = device.type == "cuda"
         model.eval()
-        pieces = []  # (example indices, their logits) per batch
         bar = tqdm(total=len(data), unit="ex", desc=desc, leave=False, disable=None if self.is_main else True)
         fixed_length = self.cfg.data.max_length if fixed_padding else None
         multiple = 8 if cuda and not local else None
@@ -69,14 +69,25 @@ class Inference:
             batch = data.collate(index, fixed_length, multiple)
             return {k: v.pin_memory() for k, v in batch.items()} if cuda else batch
 
-        for batch in prefetch(load, batches, 0 if local else self.prefetch_depth()):
-            bar.update(len(batch["index"]) * shard[1])  # examples/s of all processes, not batches/s
-            with (self._autocast() if not local else nullcontext()):
-                logits = model(**model_inputs(model, batch, device, non_blocking=cuda)).logits
+        pieces = forward_batches(model, prefetch(load, batches, 0 if local else self.prefetch_depth()), device,
+                                 self._autocast if not local else nullcontext,
+                                 lambda n: bar.update(n * shard[1]))  # examples/s of all processes, not batches/s
+        bar.close()
+        return gather_rows(pieces, len(data), model.config.num_labels, None if local else self.accelerator)
+
+
+def forward_batches(model, batches, device: torch.device, autocast=nullcontext, done=lambda n: None) -> list:
+    """(example indices, logits) for each collated batch: a (batch, labels) array, or for a token classifier the
+    per-row logits of its valid (labelled) positions. gather_rows puts the pieces back in row order."""
+    pieces = []
+    with torch.no_grad():
+        for batch in batches:
+            with autocast():
+                logits = model(**model_inputs(model, batch, device, non_blocking=device.type == "cuda")).logits
             logits = logits.float().cpu().numpy()
             if logits.ndim == 3:  # keep the valid (labelled) positions of each row
                 valid = (batch["labels"] != IGNORE).numpy()
                 logits = [logits[b][valid[b]] for b in range(len(logits))]
             pieces.append((batch["index"].numpy(), logits))
-        bar.close()
-        return gather_rows(pieces, len(data), model.config.num_labels, None if local else self.accelerator)
+            done(len(batch["index"]))
+    return pieces

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data import EncodedSplit, Example, model_inputs, token_budget_batches
+from ..data import EncodedSplit, Example, token_budget_batches
+from ..distributed import gather_rows
+from ..inference import forward_batches
 from .shards import ShardStore
 from .sources import UnlabeledRows
 
@@ -91,16 +93,11 @@ class ModelLabeller:
         parts = [self._label(chunk[s:s + self.ENCODE_ROWS]) for s in range(0, len(chunk), self.ENCODE_ROWS)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    @torch.no_grad()
     def _label(self, chunk: list) -> tuple[np.ndarray, np.ndarray]:
         data = EncodedSplit([Example(a, 0, text_b=b) for a, b in chunk], self.tokenizer, self.max_length)
         order = np.argsort(-data.lengths, kind="stable")  # longest first: similar lengths share a batch
-        out = np.zeros((len(chunk), self.model.config.num_labels), dtype=np.float32)
         batches = token_budget_batches(data.lengths[order], self.max_tokens)
         if self.max_rows:
             batches = [b[i:i + self.max_rows] for b in batches for i in range(0, len(b), self.max_rows)]
-        for pos in batches:
-            index = order[pos]
-            batch = data.collate(index)
-            out[index] = self.model(**model_inputs(self.model, batch, self.device)).logits.float().cpu().numpy()
-        return out, data.lengths.astype(np.int32)
+        pieces = forward_batches(self.model, (data.collate(order[pos]) for pos in batches), self.device)
+        return gather_rows(pieces, len(data), self.model.config.num_labels), data.lengths.astype(np.int32)
