@@ -32,14 +32,35 @@ def read_texts(path: Path) -> list[str]:
 
 
 def rss_mb(pid: int | None) -> dict:
+    """The server's RSS: the process and its descendants (kdnlp serve --workers N: a parent and N workers), current
+    and the sum of each one's peak, from /proc."""
     if not pid:
         return {}
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields["rss_mb" if key == "VmRSS" else "peak_rss_mb"] = round(int(value.split()[0]) / 1024, 1)
-    return fields
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    family, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grew = True
+    fields = {"rss_mb": 0.0, "peak_rss_mb": 0.0, "processes": 0}
+    for p in family:
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        fields["processes"] += 1
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields["rss_mb" if key == "VmRSS" else "peak_rss_mb"] += int(value.split()[0]) / 1024
+    return {k: round(v, 1) for k, v in fields.items()}
 
 
 async def _connect(host: str, port: int):

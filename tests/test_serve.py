@@ -208,7 +208,48 @@ def test_serve_and_bundle_flags_refuse_bad_values_with_one_line(bundles, tmp_pat
     assert main(["serve", "--bundle", str(tmp_path)]) == 2
     assert main(["serve", "--bundle", str(bundle), "--max-queue", "8"]) == 2
     assert main(["export", "--config", str(cfg), "--format", "torchscript", "--bundle", str(tmp_path / "b")]) == 2
+    with socket.socket() as taken:  # another program listens there: refused before any worker starts
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["serve", "--bundle", str(bundle), "--workers", "2", "--port", str(taken.getsockname()[1])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert [line.split(":")[0] for line in err] == ["kdnlp"] * 3, err
+    assert [line.split(":")[0] for line in err] == ["kdnlp"] * 4, err
     assert "not a serving bundle" in err[0] and "--max-queue 8" in err[1] and "--format onnx" in err[2]
+    assert "cannot listen on 127.0.0.1" in err[3] and "another --port" in err[3]
     assert not (tmp_path / "b").exists()
+
+
+def test_workers_share_the_port_a_dead_one_is_replaced_and_sigterm_drains_them_all(bundles, tmp_path):
+    """--workers 2: a listening socket each (SO_REUSEPORT), so new connections reach both; a worker killed with
+    SIGKILL is started again while the other serves on; SIGTERM to the parent stops both after draining."""
+    from kdnlp.runtime.runtime import Runtime
+    _, bundle = bundles("bilstm")
+    texts = [t for t, _ in make_texts(24, 5)]
+    want = Runtime(bundle).predict(texts)
+    log = tmp_path / "server.log"
+
+    def pids_answering(url: str, until, seconds: float) -> set:
+        seen: set = set()
+        deadline = time.monotonic() + seconds
+        while not until(seen):  # a new connection each time: the kernel hashes each to one worker's socket
+            assert time.monotonic() < deadline, f"in {seconds} s only these workers answered: {seen}; {log.read_text()}"
+            seen.add(httpx.get(f"{url}/info", timeout=TIMEOUT).json()["pid"])
+        return seen
+
+    with server(bundle, "--workers", "2", log=log) as (url, proc):
+        first = pids_answering(url, lambda seen: len(seen) == 2, 30)
+        assert proc.pid not in first  # the parent holds no model and answers nothing
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda t: _post(url, {"text": t}), texts))
+        assert [r.status_code for r in got] == [200] * len(texts)
+        assert same_answers([r.json()["results"][0] for r in got], want)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        seen = pids_answering(url, lambda seen: bool(seen - first), 60)  # the survivor answers until then
+        assert victim not in seen
+        assert _post(url, {"texts": texts[:4]}).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    text = log.read_text()
+    assert f"worker {victim} exited" in text and "starting another" in text
+    assert text.count("drained and stopped") == 2, text

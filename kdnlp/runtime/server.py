@@ -19,13 +19,16 @@ the batcher's queue, which keeps running), then exits; uvicorn re-raises the sig
 """
 
 import argparse
+import gc
 import json
 import os
+import signal
 import sys
 import time
 from contextlib import asynccontextmanager
 
 from ..errors import UserError
+from . import workers
 from .batcher import Batcher, Overloaded
 from .metrics import Metrics
 from .runtime import BadInput, Runtime
@@ -85,89 +88,135 @@ def parse_request(body: bytes, s: ServeSettings) -> list:
     return [(a, _text(b, f"text_pairs[{i}]", s.max_text_chars)) for i, (a, b) in enumerate(zip(texts, second))]
 
 
-def create_app(settings: ServeSettings, runtime: Runtime | None = None):
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
+def create_app(settings: ServeSettings, runtime: Runtime | None = None, on_started=None):
+    """The ASGI app: POST /predict answered directly (see `app` below), everything else by FastAPI. on_started()
+    is called once the batcher runs (kdnlp/runtime/workers.py: a worker that dies before is not restarted)."""
+    from fastapi import FastAPI, Request, Response
+    from fastapi.responses import PlainTextResponse
     runtime = runtime or Runtime(settings.bundle, threads=settings.threads_per_worker())
     metrics = Metrics()
     max_body = 2 * settings.max_batch_request * (settings.max_text_chars * 4 + 16) + 4096  # UTF-8, pairs, JSON
+    too_big = Refused(413, f"the body is over {max_body} bytes; send fewer or shorter texts")
     state: dict = {}
 
     @asynccontextmanager
     async def lifespan(app):
         state["batcher"] = Batcher(runtime.predict, settings.max_batch, settings.max_wait_ms, settings.max_queue, metrics)
         state["batcher"].start()
+        gc.freeze()  # the objects of imports and start-up never die: keep them out of every later collection
+        if on_started:
+            on_started()
         yield
         await state["batcher"].stop()  # uvicorn has drained every connection by now
-        print(f"kdnlp serve: drained and stopped (pid {os.getpid()}, {sum(metrics.requests.values())} requests "
-              "answered)", flush=True)
+        sys.stdout.write(f"kdnlp serve: drained and stopped (pid {os.getpid()}, {sum(metrics.requests.values())} "
+                         "requests answered)\n")  # one write: workers share the stream
+        sys.stdout.flush()
 
-    app = FastAPI(title=f"kdnlp: {runtime.meta['model']}", lifespan=lifespan,
-                  description=__doc__.split("\n\n")[1] if __doc__ else None)
-
-    def answer(status: int, body: dict, started: float, headers: dict | None = None):
-        metrics.requests[status] += 1
-        metrics.latency.observe(time.perf_counter() - started)
-        return JSONResponse(body, status_code=status, headers=headers)
-
-    @app.post("/predict")
-    async def predict(request: Request):
-        started = time.perf_counter()
+    async def answer_predict(body: bytes | None, started: float) -> tuple[int, bytes, list]:
+        """A /predict body (None: over max_body, left unread) -> (status, JSON answer, extra headers): the one place
+        a prediction request is handled."""
+        headers = []
         try:
-            if int(request.headers.get("content-length") or 0) > max_body:
-                raise Refused(413, f"the body is over {max_body} bytes; send fewer or shorter texts")
-            body = await request.body()
-            if len(body) > max_body:
-                raise Refused(413, f"the body is over {max_body} bytes; send fewer or shorter texts")
+            if body is None or len(body) > max_body:
+                raise too_big
             items = parse_request(body, settings)
             runtime.check(items)
-            results = await state["batcher"].submit(items)
+            status, answer = 200, {"model": runtime.meta["model"], "results": await state["batcher"].submit(items)}
         except Refused as e:
-            return answer(e.status, {"error": str(e)}, started)
+            status, answer = e.status, {"error": str(e)}
         except BadInput as e:
-            return answer(422, {"error": str(e)}, started)
+            status, answer = 422, {"error": str(e)}
         except Overloaded:
-            return answer(503, {"error": f"overloaded: {settings.max_queue} rows are queued (--max-queue); retry "
-                                         f"after {settings.retry_after_s}s"}, started,
-                          {"Retry-After": str(settings.retry_after_s)})
-        return answer(200, {"model": runtime.meta["model"], "results": results}, started)
+            status, answer = 503, {"error": f"overloaded: {settings.max_queue} rows are queued (--max-queue); retry "
+                                            f"after {settings.retry_after_s}s"}
+            headers = [(b"retry-after", str(settings.retry_after_s).encode())]
+        metrics.requests[status] += 1
+        metrics.latency.observe(time.perf_counter() - started)
+        return status, json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), headers
 
-    @app.get("/health")
+    api = FastAPI(title=f"kdnlp: {runtime.meta['model']}", lifespan=lifespan,
+                  description=__doc__.split("\n\n")[1] if __doc__ else None)
+
+    @api.post("/predict")
+    async def predict(request: Request):  # what /docs shows; requests are answered by `app` below, the same way
+        started, body = time.perf_counter(), await request.body()
+        status, body, headers = await answer_predict(body, started)
+        return Response(body, status, {k.decode(): v.decode() for k, v in headers}, media_type="application/json")
+
+    @api.get("/health")
     async def health():
         return {"status": "ok"}
 
-    @app.get("/metrics")
+    @api.get("/metrics")
     async def prometheus():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/info")
+    @api.get("/info")
     async def info():
         return {**runtime.info(), "serving": {k: v for k, v in vars(settings).items() if k != "bundle"},
                 "pid": os.getpid()}
 
+    async def app(scope, receive, send):
+        """POST /predict straight from uvicorn; the rest through FastAPI. Why: under load, FastAPI's middleware,
+        routing and dependency layers took 27% of the event loop's time per /predict (py-spy, int8 BiLSTM, 32
+        clients), and the event loop is what limits a worker's requests/s (docs/deployment.md)."""
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            return await api(scope, receive, send)
+        started = time.perf_counter()
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
+        body: bytes | None = None
+        if not (declared.isdigit() and int(declared) > max_body):
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return  # the client went away before sending its body: nobody to answer
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > max_body or not message.get("more_body"):
+                    break
+            body = b"".join(chunks) if size <= max_body else None
+        status, body, headers = await answer_predict(body, started)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                *headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    app.fastapi = api  # the FastAPI application (its routes, OpenAPI schema), for tests and embedding
     return app
 
 
-def app_from_env():
-    """uvicorn's factory for --workers > 1: settings from the environment the parent process set."""
-    return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
+UVICORN_OPTIONS = dict(log_level="warning", access_log=False)
 
 
 def serve(settings: ServeSettings) -> None:
     import uvicorn
     runtime = Runtime(settings.bundle, threads=settings.threads_per_worker())  # a bad bundle fails here, before binding
+    workers.check_port(settings.host, settings.port)
     info = runtime.info()
     print(f"kdnlp serve: {info['model']} ({info['task']}, {len(info['labels'])} labels, bundle "
           f"{info['checksum'][:12]}) on http://{settings.host}:{settings.port} — {settings.workers} worker(s), "
           f"{settings.threads_per_worker()} onnxruntime thread(s) each, batches up to {settings.max_batch} rows / "
           f"{settings.max_wait_ms} ms, queue {settings.max_queue} rows", flush=True)
-    common = dict(host=settings.host, port=settings.port, log_level="warning", access_log=False)
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, runtime), **common)
-    else:
-        del runtime
+        uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+        return
+    del runtime  # each worker loads its own
+    if not workers.HAVE_REUSEPORT:  # uvicorn's workers, one shared socket (unbalanced: kdnlp/runtime/workers.py)
         os.environ[SETTINGS_ENV] = json.dumps(vars(settings))
-        uvicorn.run("kdnlp.runtime.server:app_from_env", factory=True, workers=settings.workers, **common)
+        uvicorn.run("kdnlp.runtime.server:app_from_env", factory=True, workers=settings.workers, host=settings.host,
+                    port=settings.port, **UVICORN_OPTIONS)
+        return
+    status = workers.run_workers(settings)
+    if status > 128:  # stopped by a signal: exit by it, as a single uvicorn process does (143 for SIGTERM)
+        signal.signal(status - 128, signal.SIG_DFL)
+        os.kill(os.getpid(), status - 128)
+    sys.exit(status)
+
+
+def app_from_env():
+    """uvicorn's factory for its own --workers (where SO_REUSEPORT is missing): settings from the environment."""
+    return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,112 @@
+"""`kdnlp serve --workers N`: N server processes on one port, each with a listening socket of its own (SO_REUSEPORT),
+so the kernel spreads connections across them.
+
+Why not uvicorn's own --workers: its processes share one listening socket, and the process that wakes first
+accepts every connection pending. Measured with 32 keep-alive clients (benchmarks/serve_load.py, int8 BiLSTM):
+one worker answered 11,286 requests and the other 1,272, and the pair served no more than one process did
+(1,322 vs 1,291 requests/s). With a socket each, the kernel hashes every new connection to one of them: 2,677
+requests/s on the same two cores (docs/deployment.md). One process's event loop is the limit: uvicorn's HTTP
+handling and JSON run under one GIL at ~0.7 ms of CPU per one-text request on this machine, the model ~0.17 ms.
+
+The parent process loads no model: it checks that the port is free, starts the workers (spawned: a fresh
+interpreter each, as uvicorn does), and supervises them:
+    SIGTERM / SIGINT   forwarded to every worker as SIGTERM: each stops accepting, answers what it has
+                       received, exits; then the parent exits by the same signal (status 143 for SIGTERM)
+    a worker dies      it is started again (its in-flight requests are lost with it; the others serve on),
+                       unless it died before it ever served: then the parent stops them all and exits 1
+Linux balances SO_REUSEPORT sockets; where the socket option is missing, uvicorn's shared-socket workers are used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import signal
+import socket
+import sys
+from multiprocessing.connection import wait
+
+from ..errors import UserError
+from .settings import ServeSettings
+
+HAVE_REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+BACKLOG = 2048
+
+
+def listening_socket(host: str, port: int, share: bool = True) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def check_port(host: str, port: int) -> None:
+    """UserError if anything listens on host:port already. The probe does not share the port, so it also fails on
+    another server's SO_REUSEPORT sockets (a second `kdnlp serve` on the same port would otherwise get half of the
+    connections, answering with its own model)."""
+    try:
+        listening_socket(host, port, share=False).close()
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
+
+
+def _worker(fields: dict, started) -> None:
+    """One worker process: its own runtime (model, tokenizer), socket, event loop, queue and batcher."""
+    import uvicorn
+    from .server import UVICORN_OPTIONS, create_app
+    settings = ServeSettings(**fields)
+    sock = listening_socket(settings.host, settings.port)
+    sock.listen(BACKLOG)
+    app = create_app(settings, on_started=started.set)
+    uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[sock])
+
+
+def run_workers(settings: ServeSettings) -> int:
+    """Start settings.workers processes and supervise them until a signal; returns the exit status."""
+    context = multiprocessing.get_context("spawn")
+    fields = dataclasses.asdict(settings)
+
+    def start():
+        started = context.Event()
+        process = context.Process(target=_worker, args=(fields, started), name="kdnlp-serve-worker", daemon=False)
+        process.start()
+        return process, started
+
+    workers = [start() for _ in range(settings.workers)]
+    stopping: list[int] = []
+
+    def on_signal(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+        for process, _ in workers:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker drains as a single server does
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            alive = [p for p, _ in workers if p.exitcode is None]
+            if not alive:
+                break
+            wait([p.sentinel for p in alive])
+            if stopping:
+                continue
+            for i, (process, started) in enumerate(workers):
+                if process.exitcode is None:
+                    continue
+                if not started.is_set():
+                    print(f"kdnlp serve: worker {process.pid} exited ({process.exitcode}) before it served; stopping",
+                          file=sys.stderr, flush=True)
+                    on_signal(signal.SIGTERM, None)
+                    stopping[0] = 0
+                    break
+                print(f"kdnlp serve: worker {process.pid} exited ({process.exitcode}); starting another",
+                      file=sys.stderr, flush=True)
+                workers[i] = start()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stopping and stopping[0]:
+        return 128 + stopping[0]
+    return 1
