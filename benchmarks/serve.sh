@@ -11,13 +11,13 @@
 #   3. The RSS of a torch-based `kdnlp predict` process on the same model, for comparison with the server's.
 # Environment: DATA (default data: sst2/train.tsv, sst2/dev.tsv), TEACHER (a fine-tuned SST-2 teacher dir, default
 # saved_dict/sst2_t12k/teacher), OUT (default saved_dict/serve_bench), MODELS, SECONDS_PER_LEVEL (default 10),
-# PORT (default 18080), and the server's WORKERS (default: the cores, nproc), ONNX_THREADS (1), MAX_BATCH (32),
+# PORT (default 18080), and the server's WORKERS (default: the cores this process may use), ONNX_THREADS (1), MAX_BATCH (32),
 # MAX_WAIT_MS (0). Results: $OUT/serve_<model>.json (load levels), $OUT/bench_serve.{json,md}, printed table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data}; TEACHER=${TEACHER:-saved_dict/sst2_t12k/teacher}; OUT=${OUT:-saved_dict/serve_bench}
 MODELS=${MODELS:-bilstm static teacher}; SECONDS_PER_LEVEL=${SECONDS_PER_LEVEL:-10}; PORT=${PORT:-18080}
-WORKERS=${WORKERS:-$(nproc)}
+WORKERS=${WORKERS:-$(python -c "import os; print(len(os.sched_getaffinity(0)))")}  # not nproc: it obeys OMP_NUM_THREADS
 mkdir -p "$OUT"
 cat > "$OUT/config.yaml" <<EOF
 data: {train: $DATA/sst2/train.tsv, test: $DATA/sst2/dev.tsv, max_length: 64, max_train_examples: 2000}

@@ -243,13 +243,68 @@ def test_workers_share_the_port_a_dead_one_is_replaced_and_sigterm_drains_them_a
             got = list(pool.map(lambda t: _post(url, {"text": t}), texts))
         assert [r.status_code for r in got] == [200] * len(texts)
         assert same_answers([r.json()["results"][0] for r in got], want)
+        for _ in range(4):  # whichever worker answers /metrics, it counts the whole server
+            assert _metric(url, 'kdnlp_requests_total{code="200"}') == _metric(url, "kdnlp_rows_total") == len(texts)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
         seen = pids_answering(url, lambda seen: bool(seen - first), 60)  # the survivor answers until then
         assert victim not in seen
         assert _post(url, {"texts": texts[:4]}).status_code == 200
+        assert _metric(url, "kdnlp_rows_total") == len(texts) + 4  # the replacement carried on the dead one's counts
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) in (-signal.SIGTERM, 128 + signal.SIGTERM)
     text = log.read_text()
     assert f"worker {victim} exited" in text and "starting another" in text
     assert text.count("drained and stopped") == 2, text
+
+
+def test_metrics_add_up_the_workers_rows_and_a_replacement_keeps_its_counts():
+    import multiprocessing
+    from kdnlp.runtime.metrics import Metrics, shared_block
+    shared = shared_block(multiprocessing.get_context("spawn"), 2)
+    a, b = Metrics(shared, 0), Metrics(shared, 1)
+    for m, status, rows, seconds in ((a, 200, 3, 0.004), (b, 200, 1, 0.2), (b, 503, 0, 0.0001)):
+        m.answered(status)
+        m.predicted(rows)
+        m.latency(seconds)
+    a.batch(3)
+    a.queued(5)
+    text = a.render()
+    assert text == b.render()
+    for line in ('kdnlp_requests_total{code="200"} 2', 'kdnlp_requests_total{code="503"} 1', "kdnlp_rows_total 4",
+                 "kdnlp_queue_rows 5", 'kdnlp_request_duration_seconds_bucket{le="0.005"} 2',
+                 'kdnlp_request_duration_seconds_bucket{le="+Inf"} 3', 'kdnlp_batch_rows_bucket{le="2"} 0',
+                 'kdnlp_batch_rows_bucket{le="4"} 1', "kdnlp_request_duration_seconds_count 3"):
+        assert line in text.splitlines(), (line, text)
+    assert 'code="400"' not in text
+    again = Metrics(shared, 0)  # a worker started in place of a dead one
+    assert "kdnlp_rows_total 4" in again.render() and "kdnlp_queue_rows 0" in again.render()
+    assert again.own_requests() == 1 and b.own_requests() == 2
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_stop_when_the_parent_is_killed(bundles, tmp_path):
+    _, bundle = bundles("bilstm")
+    log = tmp_path / "server.log"
+    with server(bundle, "--workers", "2", log=log) as (url, proc):
+        pids: set = set()
+        deadline = time.monotonic() + 30
+        while len(pids) < 2:
+            assert time.monotonic() < deadline, pids
+            pids.add(httpx.get(f"{url}/info", timeout=TIMEOUT).json()["pid"])
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while not all(_gone(p) for p in pids):  # SIGTERM from the kernel: they drain and exit, not serve on orphaned
+            assert time.monotonic() < deadline, f"workers {pids} outlived their killed parent: {log.read_text()}"
+            time.sleep(0.2)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/health", timeout=2)
+    assert log.read_text().count("drained and stopped") == 2

@@ -51,7 +51,7 @@ class Batcher:
         future = asyncio.get_running_loop().create_future()
         self.pending.append((rows, future, time.perf_counter()))
         self.rows_in += len(rows)
-        self.metrics.queue_rows = self.rows_in
+        self.metrics.queued(self.rows_in)
         self.arrived.set()
         return await future
 
@@ -77,7 +77,7 @@ class Batcher:
                 batch.append(self.pending.popleft())
                 n += len(batch[-1][0])
             rows = [x for r, _, _ in batch for x in r]
-            self.metrics.batch_rows.observe(len(rows))
+            self.metrics.batch(len(rows))
             try:
                 results = await loop.run_in_executor(self.executor, self.run, rows)
             except Exception as e:  # an internal error: every request of this batch gets it (a 500), none hangs
@@ -92,5 +92,5 @@ class Batcher:
                     start += len(r)
             finally:
                 self.rows_in -= len(rows)
-                self.metrics.queue_rows = self.rows_in
-                self.metrics.rows += len(rows)
+                self.metrics.queued(self.rows_in)
+                self.metrics.predicted(len(rows))

@@ -88,13 +88,14 @@ def parse_request(body: bytes, s: ServeSettings) -> list:
     return [(a, _text(b, f"text_pairs[{i}]", s.max_text_chars)) for i, (a, b) in enumerate(zip(texts, second))]
 
 
-def create_app(settings: ServeSettings, runtime: Runtime | None = None, on_started=None):
-    """The ASGI app: POST /predict answered directly (see `app` below), everything else by FastAPI. on_started()
-    is called once the batcher runs (kdnlp/runtime/workers.py: a worker that dies before is not restarted)."""
+def create_app(settings: ServeSettings, runtime: Runtime | None = None, on_started=None, metrics: Metrics | None = None):
+    """The ASGI app: POST /predict answered directly (see `app` below), everything else by FastAPI. From
+    kdnlp/runtime/workers.py: on_started() is called once the batcher runs (a worker that dies before it is not
+    started again), and `metrics` counts into the worker's row of the block all workers share."""
     from fastapi import FastAPI, Request, Response
     from fastapi.responses import PlainTextResponse
     runtime = runtime or Runtime(settings.bundle, threads=settings.threads_per_worker())
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     max_body = 2 * settings.max_batch_request * (settings.max_text_chars * 4 + 16) + 4096  # UTF-8, pairs, JSON
     too_big = Refused(413, f"the body is over {max_body} bytes; send fewer or shorter texts")
     state: dict = {}
@@ -108,7 +109,7 @@ def create_app(settings: ServeSettings, runtime: Runtime | None = None, on_start
             on_started()
         yield
         await state["batcher"].stop()  # uvicorn has drained every connection by now
-        sys.stdout.write(f"kdnlp serve: drained and stopped (pid {os.getpid()}, {sum(metrics.requests.values())} "
+        sys.stdout.write(f"kdnlp serve: drained and stopped (pid {os.getpid()}, {metrics.own_requests()} "
                          "requests answered)\n")  # one write: workers share the stream
         sys.stdout.flush()
 
@@ -130,8 +131,11 @@ def create_app(settings: ServeSettings, runtime: Runtime | None = None, on_start
             status, answer = 503, {"error": f"overloaded: {settings.max_queue} rows are queued (--max-queue); retry "
                                             f"after {settings.retry_after_s}s"}
             headers = [(b"retry-after", str(settings.retry_after_s).encode())]
-        metrics.requests[status] += 1
-        metrics.latency.observe(time.perf_counter() - started)
+        except Exception as e:  # a bug of ours, or the model failing on this batch: a 500 that says so, then serve on
+            print(f"kdnlp serve: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            status, answer = 500, {"error": f"internal error ({type(e).__name__}); the server log has the details"}
+        metrics.answered(status)
+        metrics.latency(time.perf_counter() - started)
         return status, json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), headers
 
     api = FastAPI(title=f"kdnlp: {runtime.meta['model']}", lifespan=lifespan,

@@ -14,22 +14,28 @@ interpreter each, as uvicorn does), and supervises them:
                        received, exits; then the parent exits by the same signal (status 143 for SIGTERM)
     a worker dies      it is started again (its in-flight requests are lost with it; the others serve on),
                        unless it died before it ever served: then the parent stops them all and exits 1
+    the parent dies    (even by SIGKILL) each worker gets SIGTERM and drains (Linux: PR_SET_PDEATHSIG)
+/metrics counts the whole server: the workers count into one shared block (kdnlp/runtime/metrics.py).
 Linux balances SO_REUSEPORT sockets; where the socket option is missing, uvicorn's shared-socket workers are used.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
+import os
 import signal
 import socket
 import sys
 from multiprocessing.connection import wait
 
 from ..errors import UserError
+from .metrics import shared_block
 from .settings import ServeSettings
 
 HAVE_REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
 BACKLOG = 2048
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def listening_socket(host: str, port: int, share: bool = True) -> socket.socket:
@@ -51,14 +57,29 @@ def check_port(host: str, port: int) -> None:
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
 
 
-def _worker(fields: dict, started) -> None:
-    """One worker process: its own runtime (model, tokenizer), socket, event loop, queue and batcher."""
+def _stop_with_parent() -> None:
+    """SIGTERM this worker when the parent dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG): it drains and exits
+    instead of serving on, orphaned, on the port. Elsewhere a worker outlives a killed parent, as uvicorn's do."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(fields: dict, started, shared, row: int) -> None:
+    """One worker process: its own runtime (model, tokenizer), socket, event loop, queue and batcher; its metrics
+    go to row `row` of the shared block (kdnlp/runtime/metrics.py)."""
     import uvicorn
+    from .metrics import Metrics
     from .server import UVICORN_OPTIONS, create_app
+    _stop_with_parent()
     settings = ServeSettings(**fields)
     sock = listening_socket(settings.host, settings.port)
     sock.listen(BACKLOG)
-    app = create_app(settings, on_started=started.set)
+    app = create_app(settings, on_started=started.set, metrics=Metrics(shared, row))
     uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[sock])
 
 
@@ -66,14 +87,15 @@ def run_workers(settings: ServeSettings) -> int:
     """Start settings.workers processes and supervise them until a signal; returns the exit status."""
     context = multiprocessing.get_context("spawn")
     fields = dataclasses.asdict(settings)
+    shared = shared_block(context, settings.workers)
 
-    def start():
+    def start(row: int):
         started = context.Event()
-        process = context.Process(target=_worker, args=(fields, started), name="kdnlp-serve-worker", daemon=False)
+        process = context.Process(target=_worker, args=(fields, started, shared, row), name="kdnlp-serve-worker")
         process.start()
         return process, started
 
-    workers = [start() for _ in range(settings.workers)]
+    workers = [start(row) for row in range(settings.workers)]
     stopping: list[int] = []
 
     def on_signal(signum, frame):
@@ -103,7 +125,7 @@ def run_workers(settings: ServeSettings) -> int:
                     break
                 print(f"kdnlp serve: worker {process.pid} exited ({process.exitcode}); starting another",
                       file=sys.stderr, flush=True)
-                workers[i] = start()
+                workers[i] = start(i)  # the same metrics row: its counters carry on
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
