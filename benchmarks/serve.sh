@@ -75,13 +75,13 @@ def int8_speed(name):
 
 print(f"served by {workers} worker(s), 1 onnxruntime thread each; in-process: kdnlp bench, int8 ONNX, batch 64")
 print(f"| model | in-process ex/s, 1 thread | in-process ex/s, {workers} threads | concurrency | served req/s "
-      "| served / in-process (1 thread) | p50 / p95 / p99 ms | errors | server RSS (sum of peaks), processes |")
+      "| served / in-process (1 thread) | p50 / p95 / p99 ms | errors | server RSS (sum of peaks) / PSS, processes |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for m in sys.argv[3:]:
     one, many = int8_speed(f"bench_{m}"), int8_speed(f"bench_{m}_threads") if workers > 1 else None
     for lv in json.loads((out / f"serve_{m}.json").read_text()):
         print(f"| {m} | {one:,.0f} | {f'{many:,.0f}' if many else '–'} | {lv['concurrency']} | {lv['requests_per_second']:,.0f} "
               f"| {lv['requests_per_second'] / one:.0%} | {lv['p50_ms']} / {lv['p95_ms']} / {lv['p99_ms']} "
-              f"| {sum(lv['errors'].values())} | {lv.get('rss_mb', '?')} MB ({lv.get('peak_rss_mb', '?')}), {lv.get('processes', '?')} |")
+              f"| {sum(lv['errors'].values())} | {lv.get('rss_mb', '?')} MB ({lv.get('peak_rss_mb', '?')}) / {lv.get('pss_mb', '?')} MB, {lv.get('processes', '?')} |")
 EOF
 uptime

@@ -32,8 +32,9 @@ def read_texts(path: Path) -> list[str]:
 
 
 def rss_mb(pid: int | None) -> dict:
-    """The server's RSS: the process and its descendants (kdnlp serve --workers N: a parent and N workers), current
-    and the sum of each one's peak, from /proc."""
+    """The server's memory: the process and its descendants (kdnlp serve --workers N: a parent and N workers, and
+    multiprocessing's resource tracker), from /proc: RSS now, the sum of each one's peak RSS, and PSS now (which
+    counts a page shared by k processes as 1/k in each: what they cost together)."""
     if not pid:
         return {}
     parents = {}
@@ -49,17 +50,19 @@ def rss_mb(pid: int | None) -> dict:
             if parent in family and child not in family:
                 family.add(child)
                 grew = True
-    fields = {"rss_mb": 0.0, "peak_rss_mb": 0.0, "processes": 0}
+    fields = {"rss_mb": 0.0, "peak_rss_mb": 0.0, "pss_mb": 0.0, "processes": 0}
+    names = {"VmRSS": "rss_mb", "VmHWM": "peak_rss_mb", "Pss": "pss_mb"}
     for p in family:
-        try:
-            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        try:  # Pss (smaps_rollup): shared pages (libraries, the model file) split between the processes mapping them
+            lines = Path(f"/proc/{p}/status").read_text().splitlines() + \
+                Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue
         fields["processes"] += 1
         for line in lines:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields["rss_mb" if key == "VmRSS" else "peak_rss_mb"] += int(value.split()[0]) / 1024
+            if key in names:
+                fields[names[key]] += int(value.split()[0]) / 1024
     return {k: round(v, 1) for k, v in fields.items()}
 
 

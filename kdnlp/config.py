@@ -56,7 +56,8 @@ class TeacherConfig:
     outputs: Optional[str] = None     # teacher soft targets made elsewhere: .jsonl ({"text"|"id", "logits"|"probs"})
                                       # or .npy (rows = examples, columns = data labels) with outputs_ids
     outputs_ids: Optional[str] = None # for a .npy outputs file: one text (or data id) per line, row i = line i
-    outputs_type: str = "auto"        # auto|logits|probs: what the numbers are (auto: the JSONL key; .npy: logits)
+    outputs_type: str = "auto"        # auto|logits|probs: what the numbers are (auto: the JSONL key;
+                                      # .npy: probs if every row looks like probabilities, else logits)
     config: Optional[dict] = None     # BertConfig fields, used with pretrained: null (random init)
     vocab: Optional[str] = None       # vocab.txt for pretrained: null
     epochs: int = 3

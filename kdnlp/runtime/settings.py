@@ -15,7 +15,7 @@ class ServeSettings:
     bundle: str | None = None
     host: str = "127.0.0.1"         # loopback unless asked: exposing a model is the operator's decision
     port: int = 8000
-    workers: int = 1                # server processes, each with its own model, queue and batcher
+    workers: int = 1                # server processes, each with its own model, queue, batcher and socket: one per core
     onnx_threads: int = 0           # onnxruntime intra-op threads per worker; 0: the cores / workers
     max_batch: int = 32             # rows run together in one forward pass
     max_wait_ms: float = 0.0        # how long a batch waits to fill; 0: it runs at once, and rows arriving

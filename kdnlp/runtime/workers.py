@@ -1,12 +1,12 @@
 """`kdnlp serve --workers N`: N server processes on one port, each with a listening socket of its own (SO_REUSEPORT),
 so the kernel spreads connections across them.
 
-Why not uvicorn's own --workers: its processes share one listening socket, and the process that wakes first
-accepts every connection pending. Measured with 32 keep-alive clients (benchmarks/serve_load.py, int8 BiLSTM):
-one worker answered 11,286 requests and the other 1,272, and the pair served no more than one process did
-(1,322 vs 1,291 requests/s). With a socket each, the kernel hashes every new connection to one of them: 2,677
-requests/s on the same two cores (docs/deployment.md). One process's event loop is the limit: uvicorn's HTTP
-handling and JSON run under one GIL at ~0.7 ms of CPU per one-text request on this machine, the model ~0.17 ms.
+Why: one process runs one forward pass at a time and its HTTP handling under one GIL, so it uses about one core
+(int8 BiLSTM, one text per request, 32 clients: 1,878 requests/s from one worker, 2,768-3,070 from two on this
+2-core machine; docs/deployment.md). Why not uvicorn's own --workers: its processes share one listening socket,
+and the process that wakes first accepts every connection pending: with 32 keep-alive clients one worker
+answered 11,286 requests and the other 1,272, and the pair served no more than one process did. With a socket
+each, the kernel hashes every new connection to one of them.
 
 The parent process loads no model: it checks that the port is free, starts the workers (spawned: a fresh
 interpreter each, as uvicorn does), and supervises them:
