@@ -67,8 +67,8 @@ def test_bundle_refuses_damage_and_wrong_kind_of_input(tmp_path, bundles):
 
 def test_runtime_process_imports_neither_torch_nor_transformers(bundles):
     _, bundle = bundles("static")
-    code = ("import sys, json; from kdnlp.runtime.runtime import Runtime; from kdnlp.runtime import server; "
-            f"server.create_app(server.ServeSettings(bundle={str(bundle)!r})); "
+    code = ("import sys, json; from kdnlp.runtime.runtime import Runtime; from kdnlp.runtime import app, settings; "
+            f"app.create_app(settings.ServeSettings(bundle={str(bundle)!r})); "
             f"r = Runtime({str(bundle)!r}).predict(['好棒']); "
             "print(json.dumps([r[0]['label'], sorted(m for m in ('torch', 'transformers') if m in sys.modules)]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,

@@ -11,7 +11,8 @@
     batcher.py   dynamic batching: an asyncio queue of requests, run together up to max_batch rows / max_wait_ms
     metrics.py   Prometheus text for GET /metrics, summed over the workers (a shared block of counters)
     settings.py  ServeSettings (the serving flags), standard library only
-    server.py    `kdnlp serve`: FastAPI + uvicorn, request validation, overload, SIGTERM drain
+    app.py       the ASGI app: FastAPI + uvicorn, request validation, answers, overload
+    server.py    `kdnlp serve`: runs the app (one worker) or the workers, SIGTERM drain
     workers.py   --workers N: N processes, a SO_REUSEPORT socket each, supervised by a parent that holds no model
 
 Nothing here imports torch or transformers (tests/test_runtime.py checks it in a fresh process); the serving

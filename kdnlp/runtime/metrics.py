@@ -17,7 +17,7 @@ from bisect import bisect_left
 
 import numpy as np
 
-CODES = (200, 400, 413, 422, 500, 503)  # every status /predict answers with (kdnlp/runtime/server.py)
+CODES = (200, 400, 413, 422, 500, 503)  # every status /predict answers with (kdnlp/runtime/app.py)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # one worker's row: requests by code | rows | queue rows | batch histogram | latency histogram

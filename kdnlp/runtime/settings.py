@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 
+SETTINGS_ENV = "KDNLP_SERVE_SETTINGS"  # uvicorn's own --workers (no SO_REUSEPORT): each worker rebuilds the app from it
+UVICORN_OPTIONS = dict(log_level="warning", access_log=False)
+
 
 @dataclass
 class ServeSettings:

@@ -31,7 +31,7 @@ from multiprocessing.connection import wait
 
 from ..errors import UserError
 from .metrics import shared_block
-from .settings import ServeSettings
+from .settings import UVICORN_OPTIONS, ServeSettings
 
 HAVE_REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
 BACKLOG = 2048
@@ -74,7 +74,7 @@ def _worker(fields: dict, started, shared, row: int) -> None:
     go to row `row` of the shared block (kdnlp/runtime/metrics.py)."""
     import uvicorn
     from .metrics import Metrics
-    from .server import UVICORN_OPTIONS, create_app
+    from .app import create_app
     _stop_with_parent()
     settings = ServeSettings(**fields)
     sock = listening_socket(settings.host, settings.port)
