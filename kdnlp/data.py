@@ -1,4 +1,4 @@
-"""Datasets: readers for JSON / JSON lines / CSV / TSV / builtin:, labels, the dev split, tokenisation and batching.
+"""Datasets: rows of a file (read by kdnlp/readers.py) or builtin:, labels, the dev split, tokenisation, batching.
 
 Every example keeps its position in its split (`index`), so teacher logits are looked up by example, never by
 batch position: shuffling and length-sorting are safe.
@@ -20,13 +20,12 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .pairs import JOINT, SIDES, auto_pair_fields, check_pairs, encode_pairs, find_field
-from .tabular import records_delimited
+from .pairs import JOINT, SIDES, check_pairs, encode_pairs
+from .readers import pick_pair_field, pick_text_field, read_text, records
 
 if TYPE_CHECKING:  # a type only: data.py does not import config.py at run time (tests/test_imports.py: no circle)
     from .config import DataConfig
 
-TEXT_FIELDS = ("text", "sentence", "content")
 UNLABELLED = -100  # label id of a train row without a gold label (== ner.IGNORE, PyTorch's ignore_index)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -64,87 +63,7 @@ class Splits:
         return h.hexdigest()
 
 
-# ---------------------------------------------------------------- readers: yield (line number, text, raw label)
-
-def _read_text(path: Path) -> str:
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, not a data file; point the config at the file inside it")
-    if not path.is_file():
-        raise UserError(f"{path}: file not found (check data.train/dev/test in the config; see data/README.md)")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read the file ({e.strerror or e}); check its permissions") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 (invalid byte at offset {e.start}); re-save the file as UTF-8") from None
-    if not text.strip():
-        raise UserError(f"{path}: file is empty; check the path in the config or fill the file")
-    return text
-
-
-def detect_format(path: Path, fmt: str, text: str) -> str:
-    if fmt != "auto":
-        return fmt
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".jsonl"):
-        return suffix[1:]
-    if suffix == ".json":
-        # The seed's files are one JSON array; CLUE's *.json files are JSON lines.
-        return "json" if text.lstrip().startswith("[") else "jsonl"
-    if text.lstrip().startswith(("[", "{")):
-        return "json" if text.lstrip().startswith("[") else "jsonl"
-    return "tsv"
-
-
-def _pick_text_field(path: Path, keys, text_field: str) -> str:
-    if text_field != "auto":
-        if text_field not in keys:
-            raise UserError(f"{path}: no field '{text_field}' (fields: {', '.join(map(str, keys))}); set data.text_field")
-        return text_field
-    # auto: up to case (headers such as Sentence1 / Sentence2 or Text are common); a pair file's first side is its text
-    pair = auto_pair_fields(keys)
-    if pair is not None:
-        return pair[0]
-    for name in TEXT_FIELDS:
-        if (found := find_field(keys, name)) is not None:
-            return found
-    raise UserError(f"{path}: no text field among {', '.join(map(str, keys))}; set data.text_field")
-
-
-def _pick_pair_field(path: Path, keys, text_field: str, pair_field: str) -> str | None:
-    """The second text's field: data.text_pair_field, or the partner of a known pair (sentence1 -> sentence2)."""
-    if pair_field == "none":
-        return None
-    if pair_field != "auto":
-        if pair_field not in keys:
-            raise UserError(f"{path}: no field '{pair_field}' (fields: {', '.join(map(str, keys))}); set data.text_pair_field")
-        return pair_field
-    pair = auto_pair_fields(keys)
-    return pair[1] if pair is not None and pair[0] == text_field else None
-
-
-def _records_json(path: Path, text: str, fmt: str):
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path} line {e.lineno}: invalid JSON ({e.msg}); expected an array of objects") from None
-        if not isinstance(data, list):
-            raise UserError(f"{path}: expected a JSON array of objects like [{{\"text\": ..., \"label\": ...}}]")
-        # Line numbers are not kept by json.loads; report the record number instead.
-        for i, rec in enumerate(data, 1):
-            yield f"record {i}", rec
-    else:
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {lineno}", json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {lineno}: invalid JSON ({e.msg})") from None
-
+# ---------------------------------------------------------------- files -> rows (kdnlp/readers.py reads them)
 
 def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
@@ -156,16 +75,14 @@ def read_file(path: str | Path, cfg: DataConfig, need_labels: bool = True) -> li
     A row whose label is missing or empty gets raw label None (an unlabelled text: to_examples decides whether that
     is allowed). need_labels=False (kdnlp label): a file without any label field/column is fine."""
     path = Path(path)
-    text = _read_text(path)
-    fmt = detect_format(path, cfg.format, text)
-    records = _records_json(path, text, fmt) if fmt in ("json", "jsonl") else records_delimited(path, text, fmt, cfg)
     rows, field, pair = [], None, None
-    for where, rec in records:
+    fmt, recs = records(path, cfg)
+    for where, rec in recs:
         if not isinstance(rec, dict):
             raise UserError(f"{path} {where}: expected an object with text and label fields")
         if field is None:
-            field = _pick_text_field(path, list(rec), cfg.text_field)
-            pair = _pick_pair_field(path, list(rec), field, cfg.text_pair_field)
+            field = pick_text_field(path, list(rec), cfg.text_field)
+            pair = pick_pair_field(path, list(rec), field, cfg.text_pair_field)
             if fmt in ("csv", "tsv") and cfg.label_field not in rec and need_labels:
                 raise UserError(f"{path} line 1: no '{cfg.label_field}' column (columns: {', '.join(rec)}); "
                                 "set data.label_field")
@@ -195,7 +112,7 @@ def read_rows(spec: str, cfg: DataConfig, split: str):
 # ---------------------------------------------------------------- labels
 
 def read_labels_file(path: str | Path) -> list[str]:
-    text = _read_text(Path(path))
+    text = read_text(Path(path))
     labels = [line.strip() for line in text.splitlines() if line.strip()]
     seen = set()
     for i, lab in enumerate(labels, 1):

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from .config import DataConfig
-from .data import EncodedSplit, Splits, _read_text, read_labels_file, split_specs
+from .data import EncodedSplit, Splits, read_labels_file, split_specs
 from .errors import UserError
+from .readers import read_text
 from .runtime.encoders import word_windows  # torch-free: the serving runtime windows NER texts the same way
 
 IGNORE = -100
@@ -49,7 +50,7 @@ def read_column_file(path: str | Path) -> list[tuple[str, list[str], list[str]]]
     """CoNLL-style columns (token first, tag last; blank line between sentences; -DOCSTART- skipped).
     Also reads char-per-line Chinese BIO files. Returns (location, tokens, IOB2 tags)."""
     path = Path(path)
-    text = _read_text(path)
+    text = read_text(path)
     sentences, tokens, tags, start = [], [], [], 1
     for lineno, line in enumerate(text.splitlines() + [""], 1):
         parts = line.split()

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import _records_json  # JSON lines with their line numbers, one clear error per bad line
 from .errors import UserError
+from .readers import lines, records_json  # JSON lines with their line numbers, one clear error per bad line
 from .teacher import match_labels
 
 PROB_TOLERANCE = 1e-3  # |sum(probs) - 1| allowed (rounded API outputs)
@@ -139,7 +139,7 @@ def read_outputs(path: str, labels: list[str], outputs_type: str = "auto", ids_p
         return _read_npy(p, labels, outputs_type, ids_path, task)
     keys, rows, where, kinds, key_kinds = [], [], [], set(), set()
     order = labels
-    for line_at, rec in _records_json(p, p.read_text(encoding="utf-8"), "jsonl"):
+    for line_at, rec in records_json(p, lines(p), "jsonl"):
         at = f"{path} {line_at}"
         if not isinstance(rec, dict):
             raise UserError(f"{at}: expected an object like {{\"text\": ..., \"logits\": [...]}}")

@@ -140,13 +140,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, write_c
 def test_unreadable_file(tmp_path, write_config, monkeypatch, capsys):
     """Permissions cannot be tested as root, so the read itself fails the way an unreadable file does."""
     cfg = write_config()
-    real = Path.read_bytes
+    real = Path.open
 
-    def read_bytes(self):
+    def open_(self, *args, **kwargs):
         if self.name == "train.json":
             raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "open", open_)
     assert main(["train-teacher", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert "train.json: cannot read the file (Permission denied); check its permissions" in err and "\n" not in err

@@ -276,3 +276,22 @@ def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(UserError, match=r"pile\.parquet: reading \.parquet needs pyarrow: pip install 'kdnlp\[parquet\]'"):
         check_files([str(pile)], DataConfig(train="x"), pairs=False)
+
+
+def test_pile_files_are_read_as_labelled_files_are(tmp_path):
+    """kdnlp/readers.py reads the pile (and kdnlp label's input) as it reads labelled splits: a CSV-quoted TSV
+    (GoEmotions) loses its quotes, a GLUE TSV whose text starts with a literal quote keeps it, a header-less file
+    takes data.columns, and a file that is not UTF-8 is one line naming it, however far into the file."""
+    from kdnlp.config import DataConfig
+    from kdnlp.errors import UserError
+    quoted, glue, bare = tmp_path / "q.tsv", tmp_path / "g.tsv", tmp_path / "b.csv"
+    quoted.write_text('text\tid\n"say ""hi"" now"\t1\nplain\t2\n', encoding="utf-8")
+    glue.write_text('sentence\tlabel\n"a quote opens and\t1\nnever closes\t0\n', encoding="utf-8")
+    bare.write_text("x,first\ny,second\n", encoding="utf-8")
+    rows = list(UnlabeledRows(resolve([str(quoted), str(glue)]), DataConfig(), False, set()))
+    assert rows == [('say "hi" now', None), ("plain", None), ('"a quote opens and', None), ("never closes", None)]
+    assert list(UnlabeledRows([bare], DataConfig(columns=["id", "text"]), False, set())) == [("first", None), ("second", None)]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n" * 1000 + b"\xff\xfe broken\n")
+    with pytest.raises(UserError, match=r"bad\.txt line 1001: not UTF-8 \(invalid byte at column 1\); re-save"):
+        list(UnlabeledRows(resolve(str(bad)), DataConfig(), False, set()))

@@ -5,21 +5,21 @@
     UnlabeledRows    the rows of every file in order, blank rows skipped, rows equal to a dev/test text dropped
 
 Formats: .txt (one text per line; for a sentence-pair task, two tab-separated texts), .jsonl / .csv / .tsv (read
-line by line), .json (one JSON array: read whole), .parquet (record batches through pyarrow). Data files pick
+line by line by kdnlp/readers.py, as labelled files are: the same quoting rules), .json (one JSON array: read whole,
+or JSON lines), .parquet (record batches through pyarrow). Data files pick
 their text (and pair) field as the labelled data do (data.text_field, data.text_pair_field); a label column, if
 any, is ignored.
 """
 from __future__ import annotations
 
-import csv
+import dataclasses
 import glob
-import json
 import unicodedata
 from pathlib import Path
 from typing import Iterator
 
-from ..data import _pick_pair_field, _pick_text_field
 from ..errors import UserError
+from ..readers import lines, pick_pair_field, pick_text_field, records
 
 FORMATS = (".txt", ".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
@@ -58,59 +58,37 @@ def resolve(specs) -> list[Path]:
 
 
 def _txt(path: Path, pairs: bool) -> Iterator[tuple[str, tuple]]:
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if not pairs:
-                yield f"line {lineno}", (line, None)
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise UserError(f"data.unlabeled: {path} line {lineno}: a sentence-pair task needs two tab-separated "
-                                f"texts per line, got {len(parts)} field(s)")
-            yield f"line {lineno}", (parts[0], parts[1])
+    for lineno, line in enumerate(lines(path), 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if not pairs:
+            yield f"line {lineno}", (line, None)
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise UserError(f"data.unlabeled: {path} line {lineno}: a sentence-pair task needs two tab-separated "
+                            f"texts per line, got {len(parts)} field(s)")
+        yield f"line {lineno}", (parts[0], parts[1])
 
 
 def _records(path: Path, cfg) -> Iterator[tuple[str, dict]]:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-        n = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-            for rec in batch.to_pylist():
-                n += 1
-                yield f"row {n}", rec
-    elif suffix == ".json" and path.read_text(encoding="utf-8-sig").lstrip().startswith("["):
-        for i, rec in enumerate(json.loads(path.read_text(encoding="utf-8-sig")), 1):
-            yield f"record {i}", rec
-    elif suffix in (".json", ".jsonl"):
-        with open(path, encoding="utf-8-sig") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield f"line {lineno}", json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise UserError(f"data.unlabeled: {path} line {lineno}: invalid JSON ({e.msg})") from None
-    else:
-        delim = "\t" if suffix == ".tsv" else ","
-        quoting = csv.QUOTE_MINIMAL if cfg.quoting == "csv" or (cfg.quoting == "auto" and delim == ",") else csv.QUOTE_NONE
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delim, quoting=quoting)
-            header = list(cfg.columns) if cfg.columns else next(reader, [])
-            for rec in reader:
-                if rec:
-                    if len(rec) != len(header):
-                        raise UserError(f"data.unlabeled: {path} line {reader.line_num}: expected {len(header)} "
-                                        f"columns ({', '.join(header)}), got {len(rec)}; fix the row")
-                    yield f"line {reader.line_num}", dict(zip(header, rec))
+    """kdnlp/readers.py's records, the format from the suffix (data.format is the labelled files'), and parquet."""
+    if path.suffix.lower() != ".parquet":
+        yield from records(path, dataclasses.replace(cfg, format="auto"))[1]
+        return
+    import pyarrow.parquet as pq
+    n = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        for rec in batch.to_pylist():
+            n += 1
+            yield f"row {n}", rec
 
 
 def _fields(path: Path, cfg, keys: list) -> tuple[str, str | None]:
     try:
-        field = _pick_text_field(path, keys, cfg.text_field)
-        return field, _pick_pair_field(path, keys, field, cfg.text_pair_field)
+        field = pick_text_field(path, keys, cfg.text_field)
+        return field, pick_pair_field(path, keys, field, cfg.text_pair_field)
     except UserError as e:
         raise UserError(f"data.unlabeled: {e}") from None
 
