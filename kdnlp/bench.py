@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .card import write_card
 from .data import model_inputs, token_budget_batches
 from .pairs import input_kind
 from .errors import UserError
@@ -323,4 +324,5 @@ def init_untrained(trainer) -> None:
             continue
         model, tokenizer = build()
         save_model_dir(model, tokenizer, labels, path, {"untrained": True})
+        write_card(path, trainer.cfg)  # says it is untrained
         print(f"init-untrained: {name} ({model.num_parameters() / 1e6:.1f}M parameters, untrained) -> {path}")

@@ -1,9 +1,11 @@
-"""The model card: README.md in the Hugging Face convention, in every evaluated model folder and every bundle.
+"""The model card: README.md in the Hugging Face convention, in every saved model folder and every bundle.
 
 YAML front matter (library_name: kdnlp, base_model: the teacher, tags incl. distillation, model-index metrics from
 report.json), then a body: how the model was distilled (the run's config), its test metrics beside the teacher's,
-its measured speed where `kdnlp bench` ran (<output_dir>/bench.json), and how to load or serve it.
-Written by Trainer.evaluate right after report.json, and by `kdnlp export --bundle` into the bundle.
+its measured speed where `kdnlp bench` ran (<output_dir>/bench.json), and how to load or serve it. A masked LM of
+`kdnlp pretrain` and a model saved untrained (`kdnlp bench --init-untrained`) get a card that says what they are.
+Written (write_card) after every save of a model folder (Trainer.fit's checkpoints, an imported teacher, an
+untrained model), again by Trainer.evaluate right after report.json, and by `kdnlp export --bundle` into the bundle.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import json
 from pathlib import Path
 
 import yaml
+
+from .fileio import write_text
 
 STUDENT_TAGS = {"kdnlp-bilstm": "bilstm", "kdnlp-static": "static-embeddings"}
 
@@ -44,14 +48,19 @@ def model_card(model_dir: Path, cfg, bundle: Path | None = None, parity: dict | 
     model_dir = Path(model_dir)
     name = model_dir.name
     base = teacher_source(cfg)
+    config = _read_json(model_dir / "config.json")
+    if any(a.endswith("ForMaskedLM") for a in config.get("architectures") or []):
+        return _masked_lm_card(model_dir, cfg, config)
     is_teacher = name == "teacher"
+    untrained = _read_json(model_dir / "train_state.json").get("untrained") is True
     report = _read_json(model_dir / "report.json")
     teacher_report = {} if is_teacher else _read_json(model_dir.parent / "teacher" / "report.json")
-    config = _read_json(model_dir / "config.json")
     metric_key = next((k for k in ("accuracy", "micro_f1", "f1") if isinstance(report.get(k), (int, float))), None)
     tags = ["kdnlp", cfg.task, "text-classification" if cfg.task != "ner" else "token-classification"]
     if not is_teacher:
         tags += ["distillation", "knowledge-distillation", STUDENT_TAGS.get(config.get("model_type"), cfg.student.type)]
+    if untrained:
+        tags.append("untrained")
     front = {"library_name": "kdnlp", "tags": tags}
     if base:
         front["base_model"] = base
@@ -62,7 +71,11 @@ def model_card(model_dir: Path, cfg, bundle: Path | None = None, parity: dict | 
             "metrics": [{"type": metric_key, "value": round(float(report[metric_key]), 4)}]}]}]
     lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
              f"# {name} ({config.get('model_type', 'model')}, kdnlp)", ""]
-    if is_teacher:
+    if untrained:
+        lines.append(f"**Untrained**: saved with random weights by `kdnlp bench --init-untrained` to measure speed and "
+                     f"size before anything is trained (the {'teacher' if is_teacher else f'`{cfg.student.type}` student'}"
+                     f" of this run's config, max_length {cfg.data.max_length}). Its predictions mean nothing.")
+    elif is_teacher:
         lines.append(f"The teacher of this kdnlp run: {base or 'a model known only by its outputs'}, "
                      f"fine-tuned for `{cfg.task}` with max_length {cfg.data.max_length}.")
     else:
@@ -106,3 +119,26 @@ def model_card(model_dir: Path, cfg, bundle: Path | None = None, parity: dict | 
         lines += ["", "Without torch (the serving install of kdnlp's docs/deployment.md):", "", "```python",
                   "from kdnlp.runtime.runtime import Runtime", f"Runtime({str(bundle)!r}).predict([\"a text\"])", "```"]
     return "\n".join(lines) + "\n"
+
+
+def _masked_lm_card(model_dir: Path, cfg, config: dict) -> str:
+    """`kdnlp pretrain`'s output: a masked LM to start a teacher from, not a classifier."""
+    state = _read_json(model_dir / "train_state.json")
+    front = {"library_name": "kdnlp", "tags": ["kdnlp", "fill-mask", "masked-lm"], "pipeline_tag": "fill-mask"}
+    if cfg.teacher.pretrained:
+        front["base_model"] = cfg.teacher.pretrained
+    best = state.get("best_dev")
+    lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
+             f"# {model_dir.name} (masked LM, kdnlp pretrain)", "",
+             f"A {config.get('model_type', 'BERT')} masked language model ({config.get('num_hidden_layers', '?')} layers, "
+             f"hidden {config.get('hidden_size', '?')}) pretrained by `kdnlp pretrain` "
+             + (f"from {cfg.teacher.pretrained}" if cfg.teacher.pretrained else "from random weights")
+             + (f"; held-out masked-token accuracy {best:.4f}." if isinstance(best, (int, float)) and best >= 0 else "."),
+             "It is a starting point, not a classifier: set `teacher.pretrained` to this folder and train the teacher "
+             "(its masked-LM head is dropped, a classifier head is added).", "",
+             "```bash", f"kdnlp train-teacher --config {cfg.source} --set teacher.pretrained={model_dir}", "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(model_dir: Path, cfg) -> None:
+    write_text(Path(model_dir) / "README.md", model_card(model_dir, cfg))

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from .errors import UserError
 from .fileio import atomic_dir, check_manifest, recover_dir
@@ -104,8 +105,8 @@ class BackgroundSaver:
     the directory (the end of fit, the resume state that records this best score). A failed write is raised by
     the next save()/wait(). The thread is not a daemon: Ctrl-C still lets a started write finish."""
 
-    def __init__(self, name: str = "checkpoint"):
-        self.name = name
+    def __init__(self, name: str = "checkpoint", card: Callable[[Path], None] | None = None):
+        self.name, self.card = name, card  # card(path): writes the model card once the folder is saved
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.stall_seconds = 0.0  # training time spent in save(): the CPU copies
@@ -124,6 +125,8 @@ class BackgroundSaver:
             t1 = time.perf_counter()
             try:
                 save_model_dir(model, tokenizer, labels, path, state, weights, config)
+                if self.card is not None:
+                    self.card(path)
             except BaseException as e:  # re-raised in the training thread by wait()
                 self._error = e
             self.write_seconds += time.perf_counter() - t1

@@ -19,6 +19,7 @@ import numpy as np
 
 from .augment import TransferSetStore, load_or_build_transfer_set
 from .cache import LogitCache, average_logits
+from .card import write_card
 from .data import Example
 from .errors import UserError
 from .fileio import recover_dir, sha256_file, write_json
@@ -62,6 +63,7 @@ class PipelineSteps:
         record_input(model, any(getattr(e, "text_b", None) is not None for e in self.splits.test), self.cfg.data.max_length)
         if self.is_main:
             save_model_dir(model, tokenizer, self.splits.labels, tdir, {"fine_tuned": source})
+            write_card(tdir, self.cfg)
         self.accelerator.wait_for_everyone()
         self._imported = True
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .card import write_card
 from .checkpoint import ResumePoint, run_fingerprint
 from .config import Config, dump_config
 from .data import Splits, model_inputs, prefetch
@@ -125,7 +126,7 @@ class Trainer(Inference, PipelineSteps):
         start_run(accelerator, name)  # train.report_to: this model's tracker run (a no-op for none)
         for group in optimizer.param_groups:  # a resume state from another device must not switch `fused`
             group["fused"] = fused or None
-        saver = BackgroundSaver(name)
+        saver = BackgroundSaver(name, card=lambda path: write_card(path, self.cfg))  # a card from the first save on
 
         def evaluate_dev(epoch: int) -> bool:
             """Evaluate on dev, save if best; return True when early stopping triggers."""
@@ -353,8 +354,7 @@ class Trainer(Inference, PipelineSteps):
                   "processes": self.accelerator.num_processes}
         if self.is_main:
             write_json(mdir / "report.json", report)
-            from .card import model_card
-            write_text(mdir / "README.md", model_card(mdir, self.cfg))  # the model card, with these test metrics
+            write_card(mdir, self.cfg)  # the model card again, now with these test metrics
         return report
 
     def preflight(self, command: str = "distill") -> None:

@@ -29,6 +29,9 @@ def _records(root, model):
 def test_fixed_padding_pads_to_max_length_and_keeps_logits(write_config, tmp_path):
     cfg = write_config()
     assert main(["bench", "--config", str(cfg), "--init-untrained"]) == 0
+    for name in ("teacher", "student"):  # every saved model folder has a card, and it says what this one is
+        card = (tmp_path / "out" / name / "README.md").read_text(encoding="utf-8")
+        assert "library_name: kdnlp" in card and "- untrained" in card and "**Untrained**" in card, card
     trainer = Trainer(load_config(cfg))
     from kdnlp.modeldir import load_model_dir
     for name in ("teacher", "student"):

@@ -89,6 +89,9 @@ def test_pretrain_from_scratch_then_train_teacher(write_config, tmp_path, capsys
     assert len([h for h in log["history"] if "train_loss" in h]) == 20
     # a constant guess gets ~1/24 of the held-out masked characters right (plus the training texts' characters)
     assert log["best_dev"] > 0.15
+    card = (out / "README.md").read_text(encoding="utf-8")  # the masked LM's card says what it is and how to use it
+    assert "pipeline_tag: fill-mask" in card and f"held-out masked-token accuracy {log['best_dev']:.4f}" in card
+    assert f"--set teacher.pretrained={out}" in card and "not a classifier" in card
     assert main(["pretrain", "--config", cfg, "--corpus", str(corpus), "--resume"]) == 0
     assert "already finished" in capsys.readouterr().out  # resumable like train-teacher: nothing trained again
     assert main(["train-teacher", "--config", cfg, "--set", f"teacher.pretrained={out}"]) == 0
