@@ -73,13 +73,15 @@ def _worker(fields: dict, started, shared, row: int) -> None:
     """One worker process: its own runtime (model, tokenizer), socket, event loop, queue and batcher; its metrics
     go to row `row` of the shared block (kdnlp/runtime/metrics.py)."""
     import uvicorn
-    from .metrics import Metrics
     from .app import create_app
+    from .metrics import Metrics
     _stop_with_parent()
     settings = ServeSettings(**fields)
+    app = create_app(settings, on_started=started.set, metrics=Metrics(shared, row))  # loads the model
+    # only now join the port: the kernel hands a listening socket its share of new connections at once, and
+    # they would wait in its backlog while the model loads
     sock = listening_socket(settings.host, settings.port)
     sock.listen(BACKLOG)
-    app = create_app(settings, on_started=started.set, metrics=Metrics(shared, row))
     uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[sock])
 
 
@@ -108,14 +110,11 @@ def run_workers(settings: ServeSettings) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         while True:
-            alive = [p for p, _ in workers if p.exitcode is None]
-            if not alive:
-                break
-            wait([p.sentinel for p in alive])
-            if stopping:
-                continue
+            # Dead workers are handled before `alive` is taken, never after: a worker's sentinel closes a moment
+            # before the kernel lets it be reaped, so one found dead only when `alive` is taken would drop out of
+            # the watch list unreplaced (seen: SIGKILL, then the pair served on as one)
             for i, (process, started) in enumerate(workers):
-                if process.exitcode is None:
+                if stopping or process.exitcode is None:
                     continue
                 if not started.is_set():
                     print(f"kdnlp serve: worker {process.pid} exited ({process.exitcode}) before it served; stopping",
@@ -126,6 +125,10 @@ def run_workers(settings: ServeSettings) -> int:
                 print(f"kdnlp serve: worker {process.pid} exited ({process.exitcode}); starting another",
                       file=sys.stderr, flush=True)
                 workers[i] = start(i)  # the same metrics row: its counters carry on
+            alive = [p for p, _ in workers if p.exitcode is None]
+            if not alive:
+                break
+            wait([p.sentinel for p in alive], timeout=1.0)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
