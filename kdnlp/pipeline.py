@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -217,9 +218,17 @@ class PipelineSteps:
         with self.accelerator.main_process_first():  # the main process builds and stores it, the others load it
             return load_or_build_transfer_set(self.augment_originals(), self.cfg.augment, mask, self.out / "augment")
 
-    def all_train_texts(self) -> list[str]:
-        """Every training text, both sides of sentence pairs: what vocabularies are built from."""
-        return [t for e in self.splits.train for t in (e.text, getattr(e, "text_b", None)) if t]
+    def all_train_texts(self) -> Iterable[str]:
+        """Every training text, both sides of sentence pairs, and with data.unlabeled every pile text after them
+        (streamed from its files): what vocabularies are built from."""
+        texts = [t for e in self.splits.train for t in (e.text, getattr(e, "text_b", None)) if t]
+        if not self.cfg.data.unlabeled:
+            return texts
+        from .transfer.sources import TrainTexts, UnlabeledRows, check_files, exclusion_keys
+        pairs = any(getattr(e, "text_b", None) is not None for e in self.splits.test)
+        files = check_files(self.cfg.data.unlabeled, self.cfg.data, pairs)
+        exclude = exclusion_keys(self.splits.dev + self.splits.test)  # the rows the transfer set drops, dropped here too
+        return TrainTexts(texts, UnlabeledRows(files, self.cfg.data, pairs, exclude))
 
     def augment_originals(self) -> list:
         """The training texts, or (first, second) for sentence pairs: what augmentation perturbs."""

@@ -295,3 +295,27 @@ def test_pile_files_are_read_as_labelled_files_are(tmp_path):
     bad.write_bytes(b"fine\n" * 1000 + b"\xff\xfe broken\n")
     with pytest.raises(UserError, match=r"bad\.txt line 1001: not UTF-8 \(invalid byte at column 1\); re-save"):
         list(UnlabeledRows(resolve(str(bad)), DataConfig(), False, set()))
+
+
+def test_student_vocabularies_include_the_piles_words(write_config, tiny_data, tmp_path):
+    """A student that builds its own word vocabulary (static with tokenize: words; a BiLSTM without a teacher
+    model) builds it from the labelled texts and the pile, streamed, so words met only in the pile have their own
+    rows; a pile row equal to a test text adds nothing (the transfer set drops it too)."""
+    from kdnlp.trainer import Trainer
+    test_text = json.loads(tiny_data["test"].read_text(encoding="utf-8"))[0]["text"]
+    pile = _pile(tmp_path, 50, ["zyxwvut qponmlk", "qponmlk again", " " + test_text])
+    static = {"student": {"type": "static", "tokenize": "words", "embeddings": "random", "embedding_dim": 8,
+                          "mlp_size": 0, "pooling": "sif"}}
+    with_pile = Trainer(load_config(str(write_config({**static, "data": {"unlabeled": str(pile)}}, "pile.yaml"))))
+    alone = Trainer(load_config(str(write_config(static, "alone.yaml"))))
+    (model, tok), (model0, tok0) = with_pile.build_student(), alone.build_student()
+    assert "zyxwvut" in tok.index and "qponmlk" in tok.index
+    texts = list(with_pile.all_train_texts())
+    assert texts[-2:] == ["zyxwvut qponmlk", "qponmlk again"] and test_text not in texts  # streamed, test row dropped
+    assert "zyxwvut" not in tok0.index and len(tok.index) > len(tok0.index)
+    assert model.embed.weight.shape[0] > model0.embed.weight.shape[0]
+    # sif weights counted over the pile too: a pile-only word seen twice weighs less than one seen once
+    qp, zy = tok.index["qponmlk"], tok.index["zyxwvut"]
+    assert model.token_weight[qp] < model.token_weight[zy]
+    from kdnlp.tokenization.words import WordTokenizer  # the BiLSTM's word vocabulary takes the same stream
+    assert "zyxwvut" in WordTokenizer.build(with_pile.all_train_texts()).index

@@ -6,7 +6,7 @@ Every student (and the teacher) is a transformers PreTrainedModel whose forward 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from .. import pooling  # noqa: F401  (registers the mean-pooled teacher, kdnlp-bert-mean, with the Auto* classes)
 from . import bilstm, fastbert, pretrained, static, theseus, transformer, truncated_bert, word_bilstm
@@ -15,7 +15,7 @@ from . import bilstm, fastbert, pretrained, static, theseus, transformer, trunca
 @dataclass
 class StudentContext:
     labels: list[str]
-    train_texts: list[str]
+    train_texts: Iterable[str]                # every training text, then data.unlabeled's (streamed): iterate, don't index
     teacher_tokenizer: Callable[[], object]   # the teacher's tokenizer (cheap: no weights)
     fine_tuned_teacher: Callable[[], object]  # loads the fine-tuned teacher's weights (only when a student needs them)
     has_teacher_model: bool = True            # False: the teacher is only teacher.outputs (no model, no tokenizer)

@@ -200,6 +200,7 @@ def make_tokenizer(cfg, ctx) -> StaticTokenizer:
         return StaticTokenizer.from_teacher(ctx.teacher_tokenizer(), s.ngrams, s.hash_buckets)
     tokenizer = StaticTokenizer.build_words(ctx.train_texts, s.ngrams, s.hash_buckets)
     print(f"static vocabulary: {tokenizer.base_size} words of the training texts"
+          + (" and data.unlabeled" if cfg.data.unlabeled else "")
           + (f" + {s.hash_buckets} hashed 2..{s.ngrams}-gram buckets" if s.ngrams > 1 else ""))
     return tokenizer
 

@@ -77,8 +77,8 @@ class StaticTokenizer:
     @classmethod
     def build_words(cls, texts: list[str], ngrams: int, buckets: int, max_words: int = 500_000) -> "StaticTokenizer":
         counts: dict[str, int] = {}
-        for words in split_words(texts):
-            for w in words:
+        for text in texts:  # one text at a time: `texts` may stream a pile of millions (data.unlabeled)
+            for w in split_words([text])[0]:
                 counts[w] = counts.get(w, 0) + 1
         words = sorted(counts, key=lambda w: (-counts[w], w))[:max_words]
         return cls("words", ngrams, buckets, words=[PAD, UNK, *words])
@@ -192,9 +192,15 @@ class StaticTokenizer:
     def counts(self, texts: list[str]) -> list[int]:
         """How often each embedding row occurs in `texts` (SIF weights; n-gram rows count too)."""
         c = [0] * self.vocab_size
-        for row in self.encode(texts):
-            for i in row:
-                c[i] += 1
+        chunk: list[str] = []
+        for text in chain(texts, [None]):  # in chunks: `texts` may stream a pile of millions (data.unlabeled)
+            if text is not None:
+                chunk.append(text)
+            if len(chunk) == 8192 or (text is None and chunk):
+                for row in self.encode(chunk):
+                    for i in row:
+                        c[i] += 1
+                chunk = []
         return c
 
     # ------------------------------------------------------------ saving

@@ -6,6 +6,7 @@ student (kdnlp/students/bilstm.py) builds and saves it. Saved as word_vocab.txt:
 """
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 from ..errors import UserError
@@ -39,7 +40,7 @@ class WordTokenizer:
     @classmethod
     def build(cls, texts: list[str], max_words: int = 200_000) -> "WordTokenizer":
         from ..data import is_chinese  # training only: kdnlp.data imports torch
-        chinese = any(is_chinese(t) for t in texts[:200])
+        chinese = any(is_chinese(t) for t in islice(texts, 200))  # `texts` may be a stream (data.unlabeled)
         tok = cls(["[PAD]", "[UNK]"], chinese)
         counts: dict[str, int] = {}
         for t in texts:

@@ -3,6 +3,7 @@
     resolve()        the config's specs -> files (a glob that matches nothing, a missing or empty file: one line)
     check_files()    preflight: each file's format, its text column(s), pairs vs single texts (reads one row each)
     UnlabeledRows    the rows of every file in order, blank rows skipped, rows equal to a dev/test text dropped
+    TrainTexts       the labelled training texts, then the pile's: what student vocabularies are built from
 
 Formats: .txt (one text per line; for a sentence-pair task, two tab-separated texts), .jsonl / .csv / .tsv (read
 line by line by kdnlp/readers.py, as labelled files are: the same quoting rules), .json (one JSON array: read whole,
@@ -186,3 +187,19 @@ def exclusion_keys(examples) -> set[str]:
         b = getattr(e, "text_b", None)
         keys.add(row_key(e.text, b))
     return keys
+
+
+class TrainTexts:
+    """Every training text (both sides of pairs), then every pile text: what vocabularies (a static or BiLSTM
+    student's words, a from-scratch teacher's vocab.txt) are built from, so words seen only in the pile are in
+    them. Streamed from the files on each iteration (a builder may pass twice), never held all at once."""
+
+    def __init__(self, labelled: list[str], pile: UnlabeledRows):
+        self.labelled, self.pile = labelled, pile
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.labelled
+        for text, second in self.pile:
+            yield text
+            if second is not None:
+                yield second
