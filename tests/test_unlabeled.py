@@ -61,6 +61,11 @@ def test_distill_with_unlabeled_pile_trained_teacher(write_config, tiny_data, tm
     log = json.loads((tmp_path / "out" / "student" / "train_log.json").read_text())
     assert log["step"] == -(-344 // 16)  # one epoch over 144 labelled + 200 unlabelled rows, batch 16
     assert test_text not in pile.read_text().splitlines()  # (it had other spacing)
+    moved = tmp_path / "elsewhere" / "renamed.txt"  # the pass is keyed by the files' content, not their paths
+    moved.parent.mkdir()
+    pile.rename(moved)
+    assert main(["cache-logits", "--config", str(cfg), "--set", f"data.unlabeled={moved}"]) == 0
+    assert "unlabeled: reusing" in capsys.readouterr().out
 
 
 def test_resume_after_kill_recomputes_only_missing_shards(tiny_data, write_config, tmp_path):

@@ -64,7 +64,9 @@ def label_pile(trainer):
     exclude = exclusion_keys(splits.dev + splits.test)
     rows = UnlabeledRows(files, cfg.data, pairs, exclude)
     d = cfg.data
-    fingerprint = {"files": [[str(p), sha256_file(p)] for p in files], "labels": splits.labels, "pairs": pairs,
+    # the files by content and order, not by path: moved or renamed files (another working directory, relative vs
+    # absolute paths) reuse their shards instead of being labelled again
+    fingerprint = {"files": [sha256_file(p) for p in files], "labels": splits.labels, "pairs": pairs,
                    "text_field": d.text_field, "text_pair_field": d.text_pair_field, "shard_rows": d.unlabeled_shard_rows,
                    "dev_test_sha256": hashlib.sha256("\n".join(sorted(exclude)).encode("utf-8")).hexdigest()}
     if cfg.teacher.outputs is not None:
