@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-from .data import EncodedSplit, Example, Splits, infer_labels, load_splits, row_extras
+from .data import UNLABELLED, EncodedSplit, Example, Splits, infer_labels, load_splits, row_extras
 from .errors import UserError
 from .losses import DistillLoss
 from .runtime.decode import sigmoid  # torch-free: the serving runtime thresholds with it too
@@ -137,7 +137,9 @@ class EncodedMultiLabelSplit(EncodedSplit):
 
     @staticmethod
     def encode_labels(examples: list[Example]):
-        return [tuple(e.label) for e in examples]
+        # a data.unlabeled row (label UNLABELLED: no gold set, not the empty set) is the row [UNLABELLED] in a
+        # batch, which the gold term skips (MultiLabelDistillLoss.gold_term)
+        return [(UNLABELLED,) if e.label == UNLABELLED else tuple(e.label) for e in examples]
 
     def collate(self, index: np.ndarray, width: int | None = None,
                 pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
@@ -182,7 +184,12 @@ class MultiLabelDistillLoss(DistillLoss):
 
     @staticmethod
     def gold_term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return bce_loss(logits, labels)[0]
+        # BCE summed over the rows with a gold set / (all rows x labels): a data.unlabeled row adds no BCE but still
+        # counts in the mean, as a row without a gold label does in the cross-entropy (losses.DistillLoss)
+        gold = labels[:, 0] != UNLABELLED
+        n = logits.shape[1]
+        bce = F.binary_cross_entropy_with_logits(logits.float()[gold], target(labels[gold], n), reduction="sum")
+        return bce / max(len(labels) * n, 1)
 
 
 # ---------------------------------------------------------------- the fresh head

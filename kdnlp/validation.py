@@ -82,7 +82,8 @@ def validate(cfg: Config) -> None:
     u = cfg.data.unlabeled
     need(u is None or (isinstance(u, str) and u) or (isinstance(u, list) and u and all(isinstance(x, str) and x for x in u)),
          "data.unlabeled: a file, a glob, or a list of them (e.g. [data/pile/*.txt, data/more.parquet])")
-    need(u is None or cfg.task == "classification", "data.unlabeled: for task: classification (single texts or pairs)")
+    need(u is None or cfg.task in ("classification", "multilabel"),
+         "data.unlabeled: for task: classification (single texts or pairs) or multilabel, not ner")
     need(cfg.data.unlabeled_shard_rows >= 1, "data.unlabeled_shard_rows: must be >= 1")
     need(cfg.train.patience >= 1, "train.patience: must be >= 1")
     need(cfg.train.eval_every is None or cfg.train.eval_every >= 1, "train.eval_every: must be >= 1")

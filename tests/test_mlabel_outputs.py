@@ -172,3 +172,32 @@ def test_list_labels_under_classification_are_one_line(write_config, ml_data, ca
     cfg = write_config({"data": {"train": str(ml_data["train"]), "test": str(ml_data["test"])}}, name="cls.yaml")
     err = _err(capsys, ["train-teacher", "--config", str(cfg)])
     assert "ml_train.json" in err and "task: multilabel" in err
+
+
+def test_multilabel_distill_with_an_unlabeled_pile(write_config, ml_teacher, ml_data, tmp_path, capsys):
+    """data.unlabeled under task: multilabel: the fine-tuned teacher labels the pile once, pile rows carry the
+    teacher term only (their row in a batch is [UNLABELLED], which the BCE gold term skips but counts in its mean)."""
+    from kdnlp.data import UNLABELLED
+    from kdnlp.multilabel import MultiLabelDistillLoss, target
+    pile = tmp_path / "pile.txt"
+    pile.write_text("".join(r["text"] + "\n" for r in _rows(90, 7)), encoding="utf-8")
+    cfg = write_config({"task": "multilabel", "data": {"train": str(ml_data["train"]), "test": str(ml_data["test"]),
+                                                       "unlabeled": str(pile), "unlabeled_shard_rows": 40},
+                        "teacher": {"pretrained": None, "fine_tuned": str(ml_teacher)},
+                        "student": {"epochs": 1, "batch_size": 16},
+                        "distill": {"alpha": 0.5, "T": 1.0, "loss": "bce"}}, name="ml_pile.yaml")
+    assert main(["distill", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    n_train = int(out.split("data: ")[1].split(" train")[0])
+    dropped = int(out.split(" rows dropped as equal")[0].rsplit("; ", 1)[1])
+    assert f"transfer set: {n_train} rows + {90 - dropped} unlabelled rows" in out and "micro F1" in out
+    log = json.loads((tmp_path / "out" / "student" / "train_log.json").read_text())
+    assert log["step"] == -(-(n_train + 90 - dropped) // 16)  # one epoch over labelled + pile rows
+    # the gold term: BCE over the gold rows only, divided by all rows x labels
+    logits = torch.tensor([[0.3, -1.0, 2.0], [1.0, 1.0, 1.0], [-2.0, 0.5, 0.0]])
+    labels = torch.tensor([[0, 2], [UNLABELLED, -1], [1, -1]])
+    gold = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[[0, 2]], target(labels[[0, 2]], 3), reduction="sum") / 9
+    assert torch.allclose(MultiLabelDistillLoss.gold_term(logits, labels), gold)
+    assert torch.allclose(MultiLabelDistillLoss.gold_term(logits[[0, 2]], labels[[0, 2]]),
+                          torch.nn.functional.binary_cross_entropy_with_logits(logits[[0, 2]], target(labels[[0, 2]], 3)))
