@@ -74,7 +74,9 @@ def label(input_path: str, teacher: str, output: str, max_length: int = 128, bat
     dev = pick_device(device)
     model, tokenizer, labels = load_classifier(teacher)  # before anything is written: a bad --teacher fails now
     rows = UnlabeledRows(files, cfg, pairs, exclude=set())
-    fingerprint = {"files": [sha256_file(p) for p in files], "teacher": source_fingerprint(teacher),
+    source = source_fingerprint(teacher)  # a local teacher by its files' sha256 (moved, it reuses the parts); a hub id by name
+    weights = {k: v for k, v in source.items() if k not in ("source", "resolved")}
+    fingerprint = {"files": [sha256_file(p) for p in files], "teacher": weights or source,
                    "max_length": max_length, "text_field": text_field, "shard_rows": SHARD_ROWS}
     store = ShardStore(Path(f"{output}.parts"), fingerprint)
     p = plan(rows, SHARD_ROWS, len(labels))
