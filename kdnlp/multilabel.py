@@ -163,9 +163,11 @@ def multi_hot(label_sets, n_labels: int) -> np.ndarray:
 
 
 def target(ids: torch.Tensor, n_labels: int) -> torch.Tensor:
-    """(rows, k) label ids padded with -1 -> (rows, n_labels) float multi-hot."""
+    """(rows, k) label ids padded with -1 -> (rows, n_labels) float multi-hot (a data.unlabeled row's [UNLABELLED]:
+    all zeros, which the gold term masks out)."""
     hot = torch.zeros((ids.shape[0], n_labels + 1), device=ids.device)
-    hot.scatter_(1, torch.where(ids == PAD, n_labels, ids), 1.0)  # padding lands in a spare last column
+    spare = (ids == PAD) | (ids == UNLABELLED)
+    hot.scatter_(1, torch.where(spare, n_labels, ids), 1.0)  # padding lands in a spare last column
     return hot[:, :n_labels]
 
 
@@ -186,10 +188,11 @@ class MultiLabelDistillLoss(DistillLoss):
     def gold_term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # BCE summed over the rows with a gold set / (all rows x labels): a data.unlabeled row adds no BCE but still
         # counts in the mean, as a row without a gold label does in the cross-entropy (losses.DistillLoss)
-        gold = labels[:, 0] != UNLABELLED
+        # (a mask, not boolean indexing: that would read the device every step, tests/test_loop.py)
+        gold = (labels[:, :1] != UNLABELLED).float()
         n = logits.shape[1]
-        bce = F.binary_cross_entropy_with_logits(logits.float()[gold], target(labels[gold], n), reduction="sum")
-        return bce / max(len(labels) * n, 1)
+        bce = F.binary_cross_entropy_with_logits(logits.float(), target(labels, n), reduction="none")
+        return (bce * gold).sum() / max(len(labels) * n, 1)
 
 
 # ---------------------------------------------------------------- the fresh head
