@@ -326,3 +326,23 @@ def test_student_vocabularies_include_the_piles_words(write_config, tiny_data, t
     assert model.token_weight[qp] < model.token_weight[zy]
     from kdnlp.tokenization.words import WordTokenizer  # the BiLSTM's word vocabulary takes the same stream
     assert "zyxwvut" in WordTokenizer.build(with_pile.all_train_texts()).index
+
+
+def test_several_teachers_label_the_pile_with_their_mean(write_config, tiny_data, tmp_path, capsys):
+    """distill.teachers with data.unlabeled: each pile row's logits are the mean of the teachers' logits, as for the
+    labelled rows (a pass per teacher alone, then both: the average of the two)."""
+    from kdnlp.trainer import Trainer
+    pile = _pile(tmp_path, 60)
+    cfg = str(write_config({"teacher": {"epochs": 1}, "data": {"unlabeled": str(pile), "unlabeled_shard_rows": 25}}))
+    other = tmp_path / "other"
+    assert main(["train-teacher", "--config", cfg]) == 0
+    assert main(["train-teacher", "--config", cfg, "--seed", "7", "--output-dir", str(other)]) == 0
+
+    def pile_logits(teachers: str) -> np.ndarray:
+        trainer = Trainer(load_config(cfg, [f"distill.teachers={teachers}"]))
+        trainer.preflight("cache-logits")
+        got, _ = steps.label_pile(trainer)
+        return got.logits(np.arange(len(got)))
+    own, second = pile_logits("[teacher]"), pile_logits(f"[{other / 'teacher'}]")
+    assert own.shape == (60, 2) and not np.allclose(own, second)  # two different teachers
+    np.testing.assert_allclose(pile_logits(f"[teacher, {other / 'teacher'}]"), (own + second) / 2, atol=1e-5)

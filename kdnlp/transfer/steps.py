@@ -5,11 +5,13 @@
     with_pile(trainer, ...)  train_student's transfer set + logits, extended by the pile
 
 Any teacher labels the pile: one that kdnlp fine-tunes (it is trained on the labelled data first; the pile is
-labelled afterwards), teacher.fine_tuned, or teacher.outputs when its file has a row for every unlabelled text.
+labelled afterwards), teacher.fine_tuned, several averaged (distill.teachers), or teacher.outputs when its file has
+a row for every unlabelled text.
 """
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 
@@ -35,8 +37,6 @@ def check(trainer) -> None:
     if not cfg.data.unlabeled:
         return
     check_files(cfg.data.unlabeled, cfg.data, _pairs(trainer))
-    if cfg.distill.teachers:
-        raise UserError("data.unlabeled: not supported with distill.teachers yet (label the pile with one teacher)")
     if cfg.teacher.outputs is not None and trainer.supplied_outputs().key_kind == "id":
         raise UserError(f"teacher.outputs: {cfg.teacher.outputs} refers to rows by id; unlabelled rows have no ids, "
                         "so key its rows by text ({\"text\": ...}) to label data.unlabeled")
@@ -53,6 +53,29 @@ def _outputs_labeller(outputs):
                             "label the files first (kdnlp label --input <file> --teacher <model>) and append them")
         lengths = np.array([len(a.split()) + len((b or "").split()) for a, b in chunk], dtype=np.int32)
         return outputs.logits[[index[k] for k in keys]], lengths
+    return label
+
+
+def teacher_dirs(trainer) -> list[Path]:
+    """The model folders that label the pile: the run's teacher, or each of distill.teachers ("teacher": the run's)."""
+    own = trainer.out / "teacher"
+    return [own if t == "teacher" else Path(t) for t in trainer.cfg.distill.teachers or []] or [own]
+
+
+def _loader(trainer, tdir: Path):
+    def load():
+        model, tokenizer, labels = load_model_dir(tdir, trainer.cfg.task)
+        trainer._check_labels(labels, tdir)
+        return model, tokenizer
+    return load
+
+
+def _averaged(labellers: list):
+    """distill.teachers: the mean of the teachers' logits for each chunk, as for the labelled rows
+    (cache.average_logits); each teacher is loaded at the first chunk and kept for the pass."""
+    def label(chunk: list) -> tuple[np.ndarray, np.ndarray]:
+        parts = [one(chunk) for one in labellers]
+        return np.mean([p[0] for p in parts], axis=0).astype(np.float32), parts[0][1]
     return label
 
 
@@ -75,15 +98,14 @@ def label_pile(trainer):
         labeller = _outputs_labeller(outputs)
     else:
         trainer.import_fine_tuned()
-        tdir = trainer.out / "teacher"
-        fingerprint.update(trainer._cache_fingerprint(tdir, None))
-
-        def load():
-            model, tokenizer, labels = load_model_dir(tdir, cfg.task)
-            trainer._check_labels(labels, tdir)
-            return model, tokenizer
+        dirs = teacher_dirs(trainer)
+        if len(dirs) == 1:
+            fingerprint.update(trainer._cache_fingerprint(dirs[0], None))
+        else:
+            fingerprint["teachers"] = [trainer._cache_fingerprint(t, None) for t in dirs]
         budget = cfg.train.eval_tokens or (65536 if trainer.device.type == "cuda" else CPU_TOKEN_BUDGET)
-        labeller = ModelLabeller(load, d.max_length, budget, trainer.device)
+        labellers = [ModelLabeller(_loader(trainer, t), d.max_length, budget, trainer.device) for t in dirs]
+        labeller = labellers[0] if len(labellers) == 1 else _averaged(labellers)
     store = ShardStore(trainer.out / "logits" / "unlabeled", fingerprint)
     pile = store.open()
     if pile is not None:
