@@ -43,6 +43,20 @@ class ServeSettings:
         return self.onnx_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
 
+HELP = {  # --help for each flag (the field comments above, for the user)
+    "host": "the address to listen on; loopback unless asked (exposing a model is the operator's decision)",
+    "port": "the TCP port",
+    "workers": "server processes, each with its own model, queue and socket on the port: use one per core",
+    "onnx_threads": "onnxruntime intra-op threads per worker; 0: the cores / workers",
+    "max_batch": "rows run together in one forward pass",
+    "max_wait_ms": "how long a batch waits to fill; 0: it runs at once, rows arriving meanwhile form the next",
+    "max_queue": "rows waiting (queued + running) beyond which /predict answers 503 with Retry-After",
+    "max_batch_request": "texts in one request beyond which /predict answers 413",
+    "max_text_chars": "characters in one text beyond which /predict answers 413",
+    "retry_after_s": "the Retry-After of a 503, in seconds",
+}
+
+
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     defaults = ServeSettings()
     p.add_argument("--bundle", help="a bundle folder (kdnlp export --bundle); without it, --config/--model are "
@@ -50,7 +64,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(ServeSettings):
         if f.name != "bundle":
             p.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                           default=getattr(defaults, f.name), help=f"default {getattr(defaults, f.name)}")
+                           default=getattr(defaults, f.name), help=f"{HELP[f.name]} (default {getattr(defaults, f.name)})")
 
 
 def settings_from_args(args) -> ServeSettings:
