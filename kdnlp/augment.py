@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .config import AugmentConfig
-from .data import is_chinese
+from .tokenization import is_chinese
 from .errors import UserError
 from .fileio import write_json, write_text
 

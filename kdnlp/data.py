@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import random
-import re
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,11 +26,6 @@ if TYPE_CHECKING:  # a type only: data.py does not import config.py at run time 
     from .config import DataConfig
 
 UNLABELLED = -100  # label id of a train row without a gold label (== ner.IGNORE, PyTorch's ignore_index)
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def is_chinese(text: str) -> bool:
-    return _CJK.search(text) is not None
 
 
 @dataclass

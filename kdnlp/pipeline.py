@@ -224,11 +224,9 @@ class PipelineSteps:
         texts = [t for e in self.splits.train for t in (e.text, getattr(e, "text_b", None)) if t]
         if not self.cfg.data.unlabeled:
             return texts
-        from .transfer.sources import TrainTexts, UnlabeledRows, check_files, exclusion_keys
-        pairs = any(getattr(e, "text_b", None) is not None for e in self.splits.test)
-        files = check_files(self.cfg.data.unlabeled, self.cfg.data, pairs)
-        exclude = exclusion_keys(self.splits.dev + self.splits.test)  # the rows the transfer set drops, dropped here too
-        return TrainTexts(texts, UnlabeledRows(files, self.cfg.data, pairs, exclude))
+        from .transfer.sources import TrainTexts
+        from .transfer.steps import pile_rows
+        return TrainTexts(texts, pile_rows(self)[1])  # the rows the pass labels (dev/test repeats dropped)
 
     def augment_originals(self) -> list:
         """The training texts, or (first, second) for sentence pairs: what augmentation perturbs."""

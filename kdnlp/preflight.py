@@ -87,7 +87,7 @@ def check_student(trainer, config) -> None:
         vectors_file_words(st.embeddings)  # every line checked now, not after the teacher has trained
     chinese_words = st.type == "bilstm" and (config is None and st.tokenizer is None or st.embeddings not in ("random", "teacher"))
     if chinese_words and importlib.util.find_spec("jieba") is None:
-        from .data import is_chinese
+        from .tokenization import is_chinese
         if any(is_chinese(e.text) for e in trainer.splits.train[:200]):
             raise UserError("student: a word vocabulary for Chinese texts needs jieba (pip install 'kdnlp[demo]')")
     if config is not None and st.type == "transformer":

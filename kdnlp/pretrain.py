@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from .config import PretrainConfig
-from .data import EncodedSplit, Example, Splits, is_chinese
+from .data import EncodedSplit, Example, Splits
 from .errors import UserError
 from .losses import cross_entropy_loss
 from .ner import IGNORE
+from .tokenization import is_chinese
 from .vocab import build_vocab_file
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import EncodedSplit, Example, is_chinese, load_splits
+from .data import EncodedSplit, Example, load_splits
 from .ner import EncodedTagSplit, TagExample, TokenLogits, entity_metrics, format_entity_report, load_ner_splits
 from .losses import DistillLoss, cross_entropy_loss
 from .multilabel import MultiLabel
 from .pairs import JOINT
 from .report import classification_metrics, format_report
+from .runtime.decode import ner_words
 
 
 class Task:
@@ -85,7 +86,7 @@ class Ner(Task):
     @staticmethod
     def unlabelled(texts: list[str]) -> list:
         """Chinese text -> characters, anything else -> whitespace words; placeholder O tags."""
-        words = [list(t.replace(" ", "")) if is_chinese(t) else t.split() for t in texts]
+        words = [ner_words(t) for t in texts]
         return [TagExample(w, [0] * len(w)) for w in words]
 
 

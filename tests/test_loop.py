@@ -118,13 +118,8 @@ def test_labelled_positions_are_those_of_a_boolean_mask():
 
 
 def test_no_host_read_per_step_in_multilabel_training(write_config, tmp_path, monkeypatch):
-    from test_shapes import write_multilabel
-    (tmp_path / "labels.txt").write_text("pos\nneg\nnone\n", encoding="utf-8")
-    cfg = write_config({"task": "multilabel",
-                        "data": {"train": str(write_multilabel(tmp_path / "train.tsv", 160, 1)),
-                                 "test": str(write_multilabel(tmp_path / "test.tsv", 40, 2)),
-                                 "labels": str(tmp_path / "labels.txt"), "columns": ["text", "label", "id"]},
-                        "distill": {"alpha": 0.5, "T": 1.0, "loss": "bce", "temperature": 2.0}})
+    from test_shapes import multilabel_config
+    cfg = multilabel_config(write_config, tmp_path)
     trainer = Trainer(load_config(cfg))
     teacher_logits = np.random.default_rng(0).normal(size=(len(trainer.splits.train), 3)).astype(np.float32)
     for make_loss, tl in ((lambda model: trainer.task.gold_loss, None),

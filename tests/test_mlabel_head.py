@@ -115,20 +115,15 @@ def test_multilabel_distill_with_a_mean_pooling_checkpoint(tmp_path, tiny_bert, 
     inherits it, and predict / export read both."""
     from kdnlp.cli import main
 
-    from test_shapes import write_multilabel
+    from test_shapes import multilabel_config
     ckpt = tmp_path / "st_bert"
     shutil.copytree(tiny_bert, ckpt)
     _declare(ckpt, pooling_mode_cls_token=False, pooling_mode_mean_tokens=True)
     config = json.loads((ckpt / "config.json").read_text())
     (ckpt / "config.json").write_text(json.dumps({**config, "architectures": ["BertModel"]}))
-    (tmp_path / "labels.txt").write_text("pos\nneg\nnone\n", encoding="utf-8")
-    cfg = write_config({"task": "multilabel",
-                        "data": {"train": str(write_multilabel(tmp_path / "train.tsv", 120, 1)),
-                                 "test": str(write_multilabel(tmp_path / "test.tsv", 30, 2)),
-                                 "labels": str(tmp_path / "labels.txt"), "columns": ["text", "label", "id"]},
-                        "distill": {"alpha": 1.0, "T": 1.0, "loss": "bce"},
-                        "teacher": {"pretrained": str(ckpt), "epochs": 1},
-                        "student": {"epochs": 1, "type": "bert", "num_layers": 2}})
+    cfg = multilabel_config(write_config, tmp_path, 120, 30, distill={"alpha": 1.0, "T": 1.0, "loss": "bce"},
+                            teacher={"pretrained": str(ckpt), "epochs": 1},
+                            student={"epochs": 1, "type": "bert", "num_layers": 2})
     assert main(["distill", "--config", str(cfg)]) == 0
     assert "the head reads the mean of the last layer's tokens" in capsys.readouterr().out
     for name in ("teacher", "student"):

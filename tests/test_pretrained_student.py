@@ -118,16 +118,11 @@ def test_sentence_pairs_with_the_students_own_tokenizer(write_config, tmp_path, 
 
 
 def test_multilabel_roberta_student_uses_the_per_example_cache(write_config, tmp_path, roberta):
-    from test_shapes import write_multilabel
+    from test_shapes import multilabel_config
 
     import kdnlp
-    (tmp_path / "labels.txt").write_text("pos\nneg\nnone\n", encoding="utf-8")
-    cfg = write_config({"task": "multilabel",
-                        "data": {"train": str(write_multilabel(tmp_path / "train.tsv", 120, 1)),
-                                 "test": str(write_multilabel(tmp_path / "test.tsv", 30, 2)),
-                                 "labels": str(tmp_path / "labels.txt"), "columns": ["text", "label", "id"]},
-                        "teacher": {"epochs": 1}, "student": {**STUDENT, "epochs": 1, "pretrained": str(roberta)},
-                        "distill": {"alpha": 0.5, "T": 1.0, "loss": "bce", "temperature": 2.0}})
+    cfg = multilabel_config(write_config, tmp_path, 120, 30, teacher={"epochs": 1},
+                            student={**STUDENT, "epochs": 1, "pretrained": str(roberta)})
     assert run(["distill", "--config", str(cfg)]) == 0
     mdir = tmp_path / "out" / "student"
     config = json.loads((mdir / "config.json").read_text())

@@ -45,6 +45,17 @@ def write_multilabel(path, n, seed):
     return path
 
 
+def multilabel_config(write_config, tmp_path, n_train: int = 160, n_test: int = 40, **sections):
+    """A multi-label config on write_multilabel's data (labels pos / neg / none), distilled with bce at temperature
+    2; `sections` adds (or, for distill, replaces) top-level sections (teacher, student, ...)."""
+    (tmp_path / "labels.txt").write_text("pos\nneg\nnone\n", encoding="utf-8")
+    return write_config({"task": "multilabel",
+                         "data": {"train": str(write_multilabel(tmp_path / "train.tsv", n_train, 1)),
+                                  "test": str(write_multilabel(tmp_path / "test.tsv", n_test, 2)),
+                                  "labels": str(tmp_path / "labels.txt"), "columns": ["text", "label", "id"]},
+                         "distill": {"alpha": 0.5, "T": 1.0, "loss": "bce", "temperature": 2.0}, **sections})
+
+
 # ---------------------------------------------------------------- reading
 
 def test_tsv_quoting_auto_reads_glue_and_csv_quoted_files(tmp_path):
@@ -340,13 +351,8 @@ def test_multilabel_label_errors(tmp_path):
 
 
 def test_multilabel_distill_end_to_end(tmp_path, write_config, capsys):
-    (tmp_path / "labels.txt").write_text("pos\nneg\nnone\n", encoding="utf-8")
-    cfg = write_config({"task": "multilabel",
-                        "data": {"train": str(write_multilabel(tmp_path / "train.tsv", 160, 1)),
-                                 "test": str(write_multilabel(tmp_path / "test.tsv", 40, 2)),
-                                 "labels": str(tmp_path / "labels.txt"), "columns": ["text", "label", "id"]},
-                        "distill": {"alpha": 0.5, "T": 1.0, "loss": "bce", "temperature": 2.0},
-                        "teacher": {"epochs": 2}, "student": {"epochs": 2, "type": "bert", "num_layers": 2}})
+    cfg = multilabel_config(write_config, tmp_path, teacher={"epochs": 2},
+                            student={"epochs": 2, "type": "bert", "num_layers": 2})
     assert main(["distill", "--config", str(cfg)]) == 0
     rows = [line.split("\t") for line in (tmp_path / "test.tsv").read_text(encoding="utf-8").splitlines()]
     gold = multi_hot([[int(i) for i in labs.split(",")] for _, labs, _ in rows], 3)

@@ -1,20 +1,19 @@
 """Logits -> answers, torch-free; the same arithmetic as kdnlp.predictor (tests/test_runtime.py compares them).
 
-NER: a text is split into words as kdnlp.tasks.Ner.unlabelled splits it (Chinese: characters, spaces dropped;
+NER: a text is split into words by ner_words (kdnlp.tasks.Ner.unlabelled uses it too) (Chinese: characters, spaces dropped;
 anything else: whitespace words), and an entity carries both its word span (`start`, `end`: what `kdnlp predict`
 gives) and its character span in the original text (`char_start`, `char_end`: text[char_start:char_end]).
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")  # kdnlp.data.is_chinese (that module needs torch)
+from ..tokenization import is_chinese
 
 
 def ner_words(text: str) -> list[str]:
-    return list(text.replace(" ", "")) if _CJK.search(text) else text.split()
+    """Chinese text -> characters (spaces dropped), anything else -> whitespace words (also Ner.unlabelled's split)."""
+    return list(text.replace(" ", "")) if is_chinese(text) else text.split()
 
 
 def word_offsets(text: str, words: list[str]) -> list[tuple[int, int]]:

@@ -10,6 +10,7 @@ from itertools import islice
 from pathlib import Path
 
 from ..errors import UserError
+from . import is_chinese
 
 
 class WordTokenizer:
@@ -39,7 +40,6 @@ class WordTokenizer:
 
     @classmethod
     def build(cls, texts: list[str], max_words: int = 200_000) -> "WordTokenizer":
-        from ..data import is_chinese  # training only: kdnlp.data imports torch
         chinese = any(is_chinese(t) for t in islice(texts, 200))  # `texts` may be a stream (data.unlabeled)
         tok = cls(["[PAD]", "[UNK]"], chinese)
         counts: dict[str, int] = {}

@@ -79,13 +79,19 @@ def _averaged(labellers: list):
     return label
 
 
+def pile_rows(trainer) -> tuple[list, UnlabeledRows]:
+    """data.unlabeled's files, and their rows as the pass reads them (dev/test repeats dropped): what the pass
+    labels, and what student vocabularies are built from (PipelineSteps.all_train_texts)."""
+    cfg, pairs = trainer.cfg, _pairs(trainer)
+    files = check_files(cfg.data.unlabeled, cfg.data, pairs)
+    return files, UnlabeledRows(files, cfg.data, pairs, exclusion_keys(trainer.splits.dev + trainer.splits.test))
+
+
 def label_pile(trainer):
     """(the pile's rows and logits, memory-mapped; the pass's fingerprint sha256)."""
     cfg, splits = trainer.cfg, trainer.splits
-    pairs = _pairs(trainer)
-    files = check_files(cfg.data.unlabeled, cfg.data, pairs)
-    exclude = exclusion_keys(splits.dev + splits.test)
-    rows = UnlabeledRows(files, cfg.data, pairs, exclude)
+    files, rows = pile_rows(trainer)
+    pairs, exclude = rows.pairs, rows.exclude
     d = cfg.data
     # the files by content and order, not by path: moved or renamed files (another working directory, relative vs
     # absolute paths) reuse their shards instead of being labelled again
