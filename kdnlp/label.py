@@ -16,7 +16,6 @@ multi_label_classification, or dev-chosen thresholds saved by kdnlp: one pre-sig
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from .errors import UserError
 from .fileio import atomic_path, remove_dir, sha256_file
 from .predictor import model_task
 from .teacher import fine_tuned_source, fp32, from_hub, load_tokenizer, source_fingerprint
-from .teacher_outputs import header_line
+from .teacher_outputs import header_line, output_line
 from .transfer.cache_pass import ModelLabeller, describe, plan, run_pass
 from .transfer.shards import ShardStore
 from .transfer.steps import CPU_TOKEN_BUDGET
@@ -94,9 +93,8 @@ def label(input_path: str, teacher: str, output: str, max_length: int = 128, bat
         f.write(header_line(labels, task) + "\n")
         keys = _keys(files, cfg, pairs)
         for s in range(0, len(pile), 8192):
-            # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
             for key, row in zip(keys, pile.logits(np.arange(s, min(s + 8192, len(pile))))):
-                f.write(json.dumps({**key, "logits": [float(x) for x in row]}, ensure_ascii=False) + "\n")
+                f.write(output_line(key, row) + "\n")
     remove_dir(store.dir)
     seconds = time.perf_counter() - t0
     print(f"label: {len(pile)} texts in {seconds:.1f}s ({len(pile) / seconds:.0f}/s) by {teacher} "

@@ -288,12 +288,7 @@ def header_line(labels: list[str], task: str) -> str:
     return json.dumps({"labels": labels, "task": task}, ensure_ascii=False)
 
 
-def write_outputs(path: Path, labels: list[str], keys: list[dict], logits: np.ndarray,
-                  task: str = "classification") -> None:
-    """A header + one {"text" [, "text_b"] | "id": ..., "logits": [...]} row per input, written atomically."""
-    from .fileio import write_text
-    lines = [header_line(labels, task)]
-    for key, row in zip(keys, logits):
-        # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
-        lines.append(json.dumps({**key, "logits": [float(x) for x in row]}, ensure_ascii=False))
-    write_text(path, "\n".join(lines) + "\n")
+def output_line(key: dict, logits) -> str:
+    """One row of kdnlp label's file: {"text" [, "text_b"] | "id": ..., "logits": [...]}."""
+    # float32 -> float keeps every bit: the reader's float32 cast gives back exactly these logits
+    return json.dumps({**key, "logits": [float(x) for x in logits]}, ensure_ascii=False)
